@@ -1,0 +1,222 @@
+//! The format registry: an explicit, ordered list, a probe per format, and the openers.
+//!
+//! Probing reads the first [`HEAD_LEN`] bytes and the last 512 of a file and asks every format
+//! in [`FORMATS`] how sure it is. The highest confidence wins; ties go to the format listed
+//! first; raw answers [`Confidence::FALLBACK`] for everything and is last. A probe never fails:
+//! a short or foreign file is simply "not mine". The full order and its reasons are in
+//! `docs/architecture.md` (magics first, a VHD footer at the end of the file, VMDK text
+//! descriptors late, raw last).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::policy::{OpenCtx, OpenPolicy};
+use crate::reader::BlockReader;
+use crate::source::{ByteSource, FileSource};
+
+/// How many bytes of the start of a file probes see.
+pub const HEAD_LEN: usize = 64 * 1024;
+/// How many bytes of the end of a file probes see.
+pub const TAIL_LEN: usize = 512;
+
+/// How sure a probe is that a file is in its format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Confidence(pub u8);
+
+impl Confidence {
+    /// Not this format.
+    pub const NO: Confidence = Confidence(0);
+    /// Anything could be this format (raw).
+    pub const FALLBACK: Confidence = Confidence(1);
+    /// A heuristic match (a text descriptor, a footer at the end of the file).
+    pub const LIKELY: Confidence = Confidence(50);
+    /// A magic number and a sane header.
+    pub const CERTAIN: Confidence = Confidence(100);
+}
+
+/// What a probe sees of a file.
+#[derive(Debug)]
+pub struct ProbeInput<'a> {
+    /// The first bytes of the file (up to [`HEAD_LEN`]; fewer if the file is shorter).
+    pub head: &'a [u8],
+    /// The last bytes of the file (up to [`TAIL_LEN`]).
+    pub tail: &'a [u8],
+    /// The length of the file.
+    pub len: u64,
+    /// The path of the file.
+    pub path: &'a Path,
+}
+
+/// Opens a layer in a format from its bytes; parents are opened through the context.
+pub type OpenFn = fn(Arc<dyn ByteSource>, &OpenCtx<'_>) -> Result<Box<dyn BlockReader>>;
+
+/// A registry entry: the format's name, its probe and its opener.
+pub struct Format {
+    /// Short name, as given to `--format` and shown by `xva info` (`raw`, `vmdk`, ...).
+    pub name: &'static str,
+    /// One line for `--help` and docs.
+    pub description: &'static str,
+    /// How sure the format is that a file is its own; never fails.
+    pub probe: fn(&ProbeInput<'_>) -> Confidence,
+    /// Opens a file of this format.
+    pub open: OpenFn,
+}
+
+impl fmt::Debug for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Every format, in probe order. Ties between equal confidences go to the earlier entry; raw
+/// is last because it accepts anything.
+pub static FORMATS: &[&Format] = &[&crate::raw::FORMAT];
+
+/// The format called `name` (case-insensitive).
+pub fn by_name(name: &str) -> Option<&'static Format> {
+    FORMATS
+        .iter()
+        .copied()
+        .find(|f| f.name.eq_ignore_ascii_case(name))
+}
+
+/// Names of the registered formats, for messages.
+pub fn names() -> Vec<&'static str> {
+    FORMATS.iter().map(|f| f.name).collect()
+}
+
+/// Asks every format about `src` and returns the most confident one, with its confidence.
+pub fn detect(src: &dyn ByteSource) -> Result<(&'static Format, Confidence)> {
+    let len = src.len();
+    let head_len = len.min(HEAD_LEN as u64) as usize;
+    let mut head = vec![0u8; head_len];
+    src.read_exact_at(&mut head, 0).map_err(|e| {
+        Error::io("reading the start of the file to detect its format", e).with_path(src.path())
+    })?;
+    let tail_len = len.min(TAIL_LEN as u64) as usize;
+    let mut tail = vec![0u8; tail_len];
+    src.read_exact_at(&mut tail, len - tail_len as u64)
+        .map_err(|e| {
+            Error::io("reading the end of the file to detect its format", e).with_path(src.path())
+        })?;
+    let input = ProbeInput {
+        head: &head,
+        tail: &tail,
+        len,
+        path: src.path(),
+    };
+    Ok(probe_input(&input))
+}
+
+/// The most confident format for an already-read probe input.
+pub fn probe_input(input: &ProbeInput<'_>) -> (&'static Format, Confidence) {
+    let mut best: (&'static Format, Confidence) = (FORMATS[FORMATS.len() - 1], Confidence::NO);
+    for f in FORMATS {
+        let c = (f.probe)(input);
+        if c > best.1 {
+            best = (f, c);
+        }
+    }
+    best
+}
+
+/// How to open the image the user names.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// `--format`: skip probing the top image.
+    pub format: Option<&'static Format>,
+    /// Where implicit references may point.
+    pub policy: OpenPolicy,
+}
+
+/// Opens the disk image at `path` (probing its format unless one is given) with its chain.
+pub fn open(path: &Path, opts: &OpenOptions) -> Result<Box<dyn BlockReader>> {
+    let src: Arc<dyn ByteSource> = Arc::new(FileSource::open(path)?);
+    let ctx = OpenCtx::new(&opts.policy);
+    open_source(src, opts.format, &ctx)
+}
+
+/// Opens `src` in `format`, or in the format probing finds.
+pub fn open_source(
+    src: Arc<dyn ByteSource>,
+    format: Option<&'static Format>,
+    ctx: &OpenCtx<'_>,
+) -> Result<Box<dyn BlockReader>> {
+    let format = match format {
+        Some(f) => f,
+        None => detect(src.as_ref())?.0,
+    };
+    (format.open)(src, ctx)
+}
+
+/// Opens a file an image names as its parent (backing file, parent VHD, VMDK parent), going
+/// through the open policy, the depth limit and loop detection.
+pub fn open_parent(
+    ctx: &OpenCtx<'_>,
+    referrer: &Path,
+    name: &str,
+    what: &str,
+    format: Option<&'static Format>,
+) -> Result<Box<dyn BlockReader>> {
+    let child_ctx = ctx.descend(referrer)?;
+    let path = ctx.policy.resolve(referrer, name, what)?;
+    child_ctx.check_loop(&path, referrer)?;
+    let src: Arc<dyn ByteSource> = Arc::new(FileSource::open(&path)?);
+    open_source(src, format, &child_ctx).map_err(|e| {
+        if e.kind() == ErrorKind::Io && e.path().is_none() {
+            e.with_path(&path)
+        } else {
+            e
+        }
+    })
+}
+
+/// Opens a data file an image names (a VMDK extent), through the open policy.
+pub fn open_data_file(
+    policy: &OpenPolicy,
+    referrer: &Path,
+    name: &str,
+    what: &str,
+) -> Result<Arc<dyn ByteSource>> {
+    let path = policy.resolve(referrer, name, what)?;
+    Ok(Arc::new(FileSource::open(&path)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemSource;
+
+    #[test]
+    fn registry_invariants() {
+        let names = names();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "format names are unique");
+        assert_eq!(*names.last().unwrap(), "raw", "raw is the last resort");
+        for f in FORMATS {
+            assert_eq!(by_name(&f.name.to_uppercase()).unwrap().name, f.name);
+        }
+    }
+
+    #[test]
+    fn probes_never_fail_on_empty_or_tiny_input() {
+        for data in [&b""[..], b"\0", b"K", b"KDMV", b"QFI\xfb"] {
+            let src = MemSource::new(data.to_vec(), "tiny");
+            let (f, c) = detect(&src).unwrap();
+            assert!(c >= Confidence::FALLBACK, "{}", f.name);
+            for f in FORMATS {
+                let input = ProbeInput {
+                    head: data,
+                    tail: data,
+                    len: data.len() as u64,
+                    path: Path::new("tiny"),
+                };
+                let _ = (f.probe)(&input);
+            }
+        }
+    }
+}

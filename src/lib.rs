@@ -1,0 +1,2 @@
+//! `xva`: move Xen and VMware guests to XenServer / XCP-ng.
+pub use xva_backends as backends;
