@@ -1,2 +1,12 @@
 //! `xva`: move Xen and VMware guests to XenServer / XCP-ng.
+//!
+//! ```text
+//!   config + disks ─► VM model ─► XVA stream ─► file or host
+//!   (guest)           (xva::records)  (xva::writer)
+//!                 disks are read through xva_backends (re-exported as `backends`)
+//! ```
+
+pub mod guest;
+pub mod xva;
+
 pub use xva_backends as backends;

@@ -1,0 +1,80 @@
+//! The command line: argument definitions, one module per subcommand, error reporting.
+
+pub mod convert;
+pub mod exit;
+pub mod extract;
+pub mod info;
+pub mod map;
+pub mod open;
+pub mod output;
+pub mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use exit::Exit;
+
+/// Move Xen and VMware guests to XenServer / XCP-ng.
+///
+/// xva reads a guest's disks (raw files, block devices / LVM volumes) and writes an XVA file
+/// that `xe vm-import` and XenCenter / XCP-ng Center import. Sources are opened read-only and
+/// never modified.
+#[derive(Parser, Debug)]
+#[command(name = "xva", version, after_help = exit::EXIT_CODES_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Convert disks (and their VM settings) into an XVA file.
+    #[command(after_help = convert::AFTER_HELP)]
+    Convert(convert::Args),
+    /// Show a disk image's format, size, allocation and chain.
+    Info(info::Args),
+    /// Print a disk image's allocation map (like `qemu-img map`).
+    Map(map::Args),
+    /// Check an XVA file the way xapi's importer will.
+    Verify(verify::Args),
+    /// Write one disk of an XVA file out as a sparse raw image.
+    Extract(extract::Args),
+}
+
+/// Parses the command line, runs the command, prints any error once and maps it to an exit code.
+pub fn main() -> ExitCode {
+    // xva.py spellings that clap cannot express as aliases of a subcommand's flags: a bare
+    // `xva -d disk.img -n name ...` (no subcommand) means `xva convert ...`.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(first) = args.get(1).and_then(|a| a.to_str()) {
+        if first.starts_with('-') && !matches!(first, "-h" | "--help" | "-V" | "--version") {
+            args.insert(1, "convert".into());
+        }
+    }
+    let cli = Cli::parse_from(args);
+    let result = match cli.command {
+        Command::Convert(a) => convert::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Map(a) => map::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Extract(a) => extract::run(a),
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return Exit::Success.into();
+            }
+            eprintln!("xva: error: {}", output::sanitize(&format!("{err:#}")));
+            exit::classify(&err).into()
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,53 @@
+//! Options shared by every command that opens disk images.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use xva::backends::{probe, BlockReader, OpenOptions, OpenPolicy};
+
+/// How to open disk images.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OpenArgs {
+    /// Disk image format, instead of detecting it (raw).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Allow backing files, extents and parents inside DIR (repeatable). By default an image
+    /// may only name files in its own directory.
+    #[arg(long = "allow-path", value_name = "DIR")]
+    pub allow_path: Vec<PathBuf>,
+    /// Allow backing files, extents and parents anywhere (trust the images completely).
+    #[arg(long)]
+    pub allow_any_path: bool,
+}
+
+impl OpenArgs {
+    /// The library's open options.
+    pub fn options(&self) -> anyhow::Result<OpenOptions> {
+        let format = match &self.format {
+            None => None,
+            Some(name) => Some(probe::by_name(name).ok_or_else(|| {
+                super::exit::coded(
+                    super::exit::Exit::Usage,
+                    format!(
+                        "unknown --format {name:?}; known formats: {}",
+                        probe::names().join(", ")
+                    ),
+                )
+            })?),
+        };
+        let policy = OpenPolicy {
+            allow_any: self.allow_any_path,
+            allowed_dirs: self.allow_path.clone(),
+            ..Default::default()
+        };
+        Ok(OpenOptions { format, policy })
+    }
+
+    /// Opens one disk image with these options.
+    pub fn open(&self, path: &std::path::Path) -> anyhow::Result<Box<dyn BlockReader>> {
+        let opts = self.options()?;
+        xva::backends::open(path, &opts)
+            .with_context(|| format!("cannot open disk {}", path.display()))
+    }
+}

@@ -1,0 +1,19 @@
+//! The XVA format: writing it (`ova.xml` + chunked disks in a tar stream) and reading and
+//! validating it the way xapi's importer does.
+//!
+//! ```text
+//!   VmSpec ──records──► ova.xml (rpc_value) ─┐
+//!   disks (BlockReader) ──writer──► chunks ──┴─► tar stream ─► file / HTTP body
+//!   tar stream ──reader──► members ──validate──► violations, disk digests, extract
+//! ```
+//! Spec: `xva-format-and-xapi-import.md` (shared specs), summarised in `docs/formats/xva.md`.
+
+pub mod records;
+pub mod rpc_value;
+pub mod tar;
+pub mod writer;
+
+// Reading side: XML-RPC parsing, tar/XVA reading, validation, extraction.
+pub mod reader;
+pub mod rpc_parse;
+pub mod validate;
