@@ -25,6 +25,7 @@ pub mod probe;
 pub mod raw;
 pub mod reader;
 pub mod source;
+pub mod vmdk;
 
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;

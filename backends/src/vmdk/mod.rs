@@ -1,0 +1,3 @@
+//! VMDK: VMware virtual disks (descriptor files, hosted sparse, streamOptimized, ESXi deltas).
+
+pub mod descriptor;
