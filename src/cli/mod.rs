@@ -6,7 +6,10 @@ pub mod extract;
 pub mod info;
 pub mod map;
 pub mod open;
+pub mod outfile;
 pub mod output;
+pub mod progress;
+pub mod signals;
 pub mod verify;
 
 use std::process::ExitCode;

@@ -1,0 +1,180 @@
+//! Output files that appear under their final name only when complete.
+//!
+//! Data goes to a hidden temporary file in the target directory (same file system, so the
+//! final step is an atomic rename or link). Dropping a [`PendingOutput`] that was not
+//! committed removes the temporary file: an error, a panic or a signal that unwinds through
+//! the caller leaves nothing behind.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::exit::{coded, Exit};
+
+/// A temporary file that becomes `target` on [`PendingOutput::commit`].
+#[derive(Debug)]
+pub struct PendingOutput {
+    tmp: PathBuf,
+    target: PathBuf,
+    file: Option<File>,
+    overwrite: bool,
+}
+
+impl PendingOutput {
+    /// Checks `target` can be created (parent exists, no file there unless `overwrite`) and
+    /// creates the temporary file next to it.
+    pub fn create(target: &Path, overwrite: bool) -> anyhow::Result<PendingOutput> {
+        let name = target.file_name().ok_or_else(|| {
+            coded(
+                Exit::Output,
+                format!("output {} is not a file name", target.display()),
+            )
+        })?;
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(coded(
+                Exit::Output,
+                format!("output directory {} does not exist", dir.display()),
+            ));
+        }
+        if target.is_dir() {
+            return Err(coded(
+                Exit::Output,
+                format!("output {} is a directory", target.display()),
+            ));
+        }
+        if !overwrite && target.symlink_metadata().is_ok() {
+            return Err(coded(
+                Exit::Output,
+                format!(
+                    "output {} exists; pass --force to replace it",
+                    target.display()
+                ),
+            ));
+        }
+        let tmp = dir.join(format!(
+            ".{}.partial-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| {
+                coded(
+                    Exit::Output,
+                    format!("cannot create {}: {e}", tmp.display()),
+                )
+            })?;
+        Ok(PendingOutput {
+            tmp,
+            target: target.to_path_buf(),
+            file: Some(file),
+            overwrite,
+        })
+    }
+
+    /// The open temporary file.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("file is open until commit")
+    }
+
+    /// Flushes the data to stable storage and moves the file to its final name.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        let file = self.file.take().expect("file is open until commit");
+        file.sync_all()
+            .map_err(|e| output_io_error(e, &self.target))?;
+        drop(file);
+        if self.overwrite {
+            std::fs::rename(&self.tmp, &self.target).with_context(|| {
+                format!(
+                    "cannot rename {} to {}",
+                    self.tmp.display(),
+                    self.target.display()
+                )
+            })?;
+        } else {
+            // link(2) fails if the target appeared meanwhile: never clobber without --force.
+            std::fs::hard_link(&self.tmp, &self.target).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    coded(
+                        Exit::Output,
+                        format!(
+                            "output {} appeared while writing; pass --force to replace it",
+                            self.target.display()
+                        ),
+                    )
+                } else {
+                    coded(
+                        Exit::Output,
+                        format!("cannot create {}: {e}", self.target.display()),
+                    )
+                }
+            })?;
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        self.tmp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for PendingOutput {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// An error writing the output, with "disk full" said plainly.
+pub fn output_io_error(e: io::Error, target: &Path) -> anyhow::Error {
+    if e.raw_os_error() == Some(libc::ENOSPC) || e.kind() == io::ErrorKind::StorageFull {
+        coded(
+            Exit::Output,
+            format!(
+                "no space left on the device holding {} (ENOSPC); the partial file was removed",
+                target.display()
+            ),
+        )
+    } else {
+        coded(
+            Exit::Output,
+            format!("cannot write {}: {e}", target.display()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn commit_and_drop() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("out.xva");
+        let mut p = PendingOutput::create(&t, false).unwrap();
+        p.file().write_all(b"x").unwrap();
+        assert!(!t.exists());
+        p.commit().unwrap();
+        assert_eq!(std::fs::read(&t).unwrap(), b"x");
+        assert!(
+            PendingOutput::create(&t, false).is_err(),
+            "no overwrite without force"
+        );
+        let p = PendingOutput::create(&t, true).unwrap();
+        drop(p);
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "temporary file removed"
+        );
+        assert!(PendingOutput::create(&d.path().join("nodir/out.xva"), false).is_err());
+    }
+}
