@@ -268,28 +268,55 @@ fn vm_spec(args: &Args, readers: &[Box<dyn BlockReader>]) -> anyhow::Result<VmSp
     Ok(vm)
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
-    // Everything that can be checked is checked before the first byte is written.
-    let readers = open_disks(&args.disks, &args.open)?;
-    let vm = vm_spec(&args, &readers)?;
-    let xml = records::ova_xml(&vm).map_err(|e| coded(Exit::Usage, e.to_string()))?;
-    let mut pending = PendingOutput::create(&args.output, args.force)?;
-    let data_bytes = estimate_data_bytes(&readers)?;
-    warn_if_short_of_space(&args.output, data_bytes);
+/// Everything a conversion needs before the first byte is written: the opened disks, the VM
+/// description and its `ova.xml`. Shared by file output and upload.
+pub struct Prepared {
+    /// The disks, in VDI order.
+    pub readers: Vec<Box<dyn BlockReader>>,
+    /// The VM description.
+    pub vm: VmSpec,
+    /// `ova.xml`.
+    pub xml: String,
+    /// VDI ids, one per disk.
+    pub ids: Vec<String>,
+}
 
-    signals::install();
-    let ids: Vec<String> = (0..readers.len()).map(records::vdi_id).collect();
-    let sources: Vec<DiskSource<'_>> = readers
-        .iter()
-        .zip(&ids)
-        .map(|(r, id)| DiskSource {
-            id,
-            reader: r.as_ref(),
-        })
-        .collect();
-    let total: u64 = readers.iter().map(|r| r.virtual_size()).sum();
-    let bar = progress::Bar::new(total, !args.json, "converting");
-    let opts = WriteOptions {
+impl Prepared {
+    /// The writer's view of the disks.
+    pub fn sources(&self) -> Vec<DiskSource<'_>> {
+        self.readers
+            .iter()
+            .zip(&self.ids)
+            .map(|(r, id)| DiskSource {
+                id,
+                reader: r.as_ref(),
+            })
+            .collect()
+    }
+
+    /// Sum of the disks' virtual sizes.
+    pub fn total_size(&self) -> u64 {
+        self.readers.iter().map(|r| r.virtual_size()).sum()
+    }
+}
+
+/// Opens and checks everything the command line names (all disk errors reported at once).
+pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
+    let readers = open_disks(&args.disks, &args.open)?;
+    let vm = vm_spec(args, &readers)?;
+    let xml = records::ova_xml(&vm).map_err(|e| coded(Exit::Usage, e.to_string()))?;
+    let ids = (0..readers.len()).map(records::vdi_id).collect();
+    Ok(Prepared {
+        readers,
+        vm,
+        xml,
+        ids,
+    })
+}
+
+/// Writer options from the command line.
+pub fn write_options(args: &Args) -> WriteOptions<'static> {
+    WriteOptions {
         checksum: match args.checksum {
             ChecksumArg::Sha1 => ChecksumKind::Sha1,
             ChecksumArg::Xxhash => ChecksumKind::Xxhash,
@@ -297,9 +324,24 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         threads: args.threads,
         disk_sha256: args.json || args.verify,
         cancel: Some(&signals::CANCEL),
-    };
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    // Everything that can be checked is checked before the first byte is written.
+    let prepared = prepare(&args)?;
+    let mut pending = PendingOutput::create(&args.output, args.force)?;
+    let data_bytes = estimate_data_bytes(&prepared.readers)?;
+    warn_if_short_of_space(&args.output, data_bytes);
+
+    signals::install();
+    let Prepared { vm, xml, .. } = &prepared;
+    let sources = prepared.sources();
+    let total = prepared.total_size();
+    let bar = progress::Bar::new(total, !args.json, "converting");
+    let opts = write_options(&args);
     let started = Instant::now();
-    let result = writer::write_xva(pending.file(), &xml, &sources, &opts, &|done| bar.set(done));
+    let result = writer::write_xva(pending.file(), xml, &sources, &opts, &|done| bar.set(done));
     bar.finish();
     let summary = match result {
         Ok(s) => s,
