@@ -23,6 +23,9 @@ pub struct OpenPolicy {
     pub allowed_dirs: Vec<PathBuf>,
     /// Maximum chain depth below the top image.
     pub max_depth: u32,
+    /// Read VMDK snapshot chains whose `parentCID` does not match the parent's `CID`
+    /// (`--ignore-cid`); by default such a chain is refused.
+    pub ignore_cid: bool,
 }
 
 impl Default for OpenPolicy {
@@ -31,6 +34,7 @@ impl Default for OpenPolicy {
             allow_any: false,
             allowed_dirs: Vec::new(),
             max_depth: DEFAULT_MAX_DEPTH,
+            ignore_cid: false,
         }
     }
 }

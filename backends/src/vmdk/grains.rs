@@ -1,0 +1,547 @@
+//! The two-level grain map shared by every sparse VMDK extent (KDMV, COWD, seSparse).
+//!
+//! ```text
+//!   extent offset ─► grain = off / grain_size ─► GD[grain / gt_len] ─► GT[grain % gt_len] ─► GTE
+//!                                                 (read at open)      (bounded LRU cache)
+//!   GTE ─► Unallocated (parent) │ Zero (hides the parent) │ Data at a file offset
+//!                                                          │ Compressed record at a file offset
+//! ```
+//!
+//! The formats differ only in how entries are encoded; [`Encoding`] says which. Every table
+//! offset is checked against the file length before it is read, and the cache is capped in
+//! bytes, so memory stays bounded whatever the disk size.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{CheckedExt, Error, Result};
+use crate::reader::Allocation;
+use crate::source::ByteSource;
+
+/// Bytes of decoded grain tables kept per extent.
+const GT_CACHE_BYTES: usize = 32 << 20;
+/// Decoded compressed grains kept per extent (for reads smaller than a grain).
+const GRAIN_CACHE_ENTRIES: usize = 4;
+/// Largest compressed grain we inflate (bounds the decode buffer).
+pub const MAX_COMPRESSED_GRAIN: u64 = 16 << 20;
+
+/// How grain-directory and grain-table entries are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// Hosted sparse (KDMV): u32 sector numbers; GTE 1 is a zeroed grain when `zeroed_grain`.
+    Kdmv {
+        /// Header flag bit 2: GTE 1 means "reads as zeros".
+        zeroed_grain: bool,
+    },
+    /// ESX redo log (COWD): u32 sector numbers.
+    Cowd,
+    /// seSparse: u64 entries with a type nibble; offsets relative to the grain area.
+    SeSparse {
+        /// `grains_offset` in sectors.
+        grains_offset: u64,
+    },
+}
+
+/// How allocated grains are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// Plain bytes at the grain's offset.
+    Plain,
+    /// zlib-compressed grains (streamOptimized); `markers`: each starts with a 12-byte
+    /// grain marker (LBA u64, size u32).
+    Deflate {
+        /// Grain markers present (header flag bit 17).
+        markers: bool,
+    },
+}
+
+/// Cached grain tables by file offset, with the tick of their last use.
+type GtCache = HashMap<u64, (Arc<[u64]>, u64)>;
+
+/// One grain-directory slot, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gde {
+    /// No grain table: the whole span is unallocated.
+    None,
+    /// The whole span reads as zeros (KDMV GDE 1 with the zeroed-grain flag).
+    Zero,
+    /// Grain table at this byte offset of the file.
+    At(u64),
+}
+
+/// One grain, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Grain {
+    Unallocated,
+    Zero,
+    /// File byte offset of the grain (or of its compressed record).
+    At(u64),
+}
+
+/// A sparse extent's grain map over one file.
+pub struct GrainMap {
+    src: Arc<dyn ByteSource>,
+    /// Bytes of the virtual disk this extent's header covers.
+    capacity: u64,
+    /// Grain size in bytes.
+    grain: u64,
+    /// Entries per grain table.
+    gt_len: u64,
+    gd: Vec<Gde>,
+    enc: Encoding,
+    storage: Storage,
+    gt_cache: Mutex<GtCache>,
+    gt_cache_cap: usize,
+    tick: AtomicU64,
+    grain_cache: Mutex<Vec<(u64, Arc<Vec<u8>>)>>,
+}
+
+impl fmt::Debug for GrainMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrainMap")
+            .field("path", &self.src.path())
+            .field("capacity", &self.capacity)
+            .field("grain", &self.grain)
+            .field("gt_len", &self.gt_len)
+            .field("gd_len", &self.gd.len())
+            .field("enc", &self.enc)
+            .field("storage", &self.storage)
+            .finish()
+    }
+}
+
+/// Number of grain-directory entries needed to cover `capacity` bytes.
+pub fn gd_entries_needed(capacity: u64, grain: u64, gt_len: u64) -> Result<u64> {
+    let span = grain.mul_or(gt_len, "grain table coverage")?;
+    if span == 0 {
+        return Err(Error::invalid("grain size or grain table size is zero"));
+    }
+    Ok(capacity.div_ceil(span))
+}
+
+/// Reads `count` little-endian entries of `width` bytes at `offset`, bounds-checked first.
+pub fn read_entries(
+    src: &dyn ByteSource,
+    offset: u64,
+    count: u64,
+    width: u64,
+    what: &str,
+) -> Result<Vec<u64>> {
+    let bytes = count.mul_or(width, what)?;
+    let end = offset.add_or(bytes, what)?;
+    if end > src.len() {
+        return Err(Error::corrupt(format!(
+            "{what} ({count} entries, {bytes} bytes) lies past the end of the file ({} bytes)",
+            src.len()
+        ))
+        .at(offset)
+        .with_path(src.path()));
+    }
+    let raw = crate::source::read_vec(src, offset, bytes as usize, what)?;
+    Ok(raw
+        .chunks_exact(width as usize)
+        .map(|c| {
+            if width == 4 {
+                u32::from_le_bytes(c.try_into().unwrap()) as u64
+            } else {
+                u64::from_le_bytes(c.try_into().unwrap())
+            }
+        })
+        .collect())
+}
+
+impl GrainMap {
+    /// A grain map; `gd` must hold at least enough entries for `capacity`.
+    pub fn new(
+        src: Arc<dyn ByteSource>,
+        capacity: u64,
+        grain: u64,
+        gt_len: u64,
+        gd: Vec<Gde>,
+        enc: Encoding,
+        storage: Storage,
+    ) -> Result<GrainMap> {
+        let need = gd_entries_needed(capacity, grain, gt_len)?;
+        if (gd.len() as u64) < need {
+            return Err(Error::corrupt(format!(
+                "grain directory has {} entries but the capacity needs {need}",
+                gd.len()
+            ))
+            .with_path(src.path()));
+        }
+        if matches!(storage, Storage::Deflate { .. }) && grain > MAX_COMPRESSED_GRAIN {
+            return Err(Error::unsupported(format!(
+                "compressed grains of {grain} bytes (at most {MAX_COMPRESSED_GRAIN} supported)"
+            ))
+            .with_path(src.path()));
+        }
+        let gt_bytes = (gt_len as usize).max(1) * 8;
+        Ok(GrainMap {
+            src,
+            capacity,
+            grain,
+            gt_len,
+            gd,
+            enc,
+            storage,
+            gt_cache: Mutex::new(HashMap::new()),
+            gt_cache_cap: (GT_CACHE_BYTES / gt_bytes).max(4),
+            tick: AtomicU64::new(0),
+            grain_cache: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Bytes of the virtual disk this map covers.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Grain size in bytes.
+    pub fn grain_size(&self) -> u64 {
+        self.grain
+    }
+
+    /// True when grains are compressed.
+    pub fn compressed(&self) -> bool {
+        matches!(self.storage, Storage::Deflate { .. })
+    }
+
+    fn entry_width(&self) -> u64 {
+        match self.enc {
+            Encoding::SeSparse { .. } => 8,
+            _ => 4,
+        }
+    }
+
+    /// The grain table at `offset`, from the cache or the file.
+    fn table(&self, offset: u64) -> Result<Arc<[u64]>> {
+        let now = self.tick.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut c = self.gt_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((t, used)) = c.get_mut(&offset) {
+                *used = now;
+                return Ok(t.clone());
+            }
+        }
+        let t: Arc<[u64]> = read_entries(
+            self.src.as_ref(),
+            offset,
+            self.gt_len,
+            self.entry_width(),
+            "grain table",
+        )?
+        .into();
+        let mut c = self.gt_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if c.len() >= self.gt_cache_cap {
+            // Evict the least recently used quarter (amortises the O(n) scan).
+            let mut ages: Vec<u64> = c.values().map(|(_, u)| *u).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 4];
+            c.retain(|_, (_, u)| *u > cut);
+        }
+        c.insert(offset, (t.clone(), now));
+        Ok(t)
+    }
+
+    fn decode_gte(&self, e: u64, grain_index: u64) -> Result<Grain> {
+        match self.enc {
+            Encoding::Kdmv { zeroed_grain } => Ok(match e {
+                0 => Grain::Unallocated,
+                1 if zeroed_grain => Grain::Zero,
+                s => Grain::At(s.mul_or(512, "grain offset")?),
+            }),
+            Encoding::Cowd => Ok(match e {
+                0 => Grain::Unallocated,
+                s => Grain::At(s.mul_or(512, "grain offset")?),
+            }),
+            Encoding::SeSparse { grains_offset } => match e >> 60 {
+                0 if e == 0 => Ok(Grain::Unallocated),
+                1 | 2 => Ok(Grain::Zero),
+                3 => {
+                    let cluster = ((e & 0x0fff_0000_0000_0000) >> 48) | ((e & 0x0000_ffff_ffff_ffff) << 12);
+                    let sector = cluster
+                        .mul_or(self.grain / 512, "seSparse grain offset")?
+                        .add_or(grains_offset, "seSparse grain offset")?;
+                    Ok(Grain::At(sector.mul_or(512, "seSparse grain offset")?))
+                }
+                _ => Err(Error::corrupt(format!(
+                    "seSparse grain table entry {e:#018x} for grain {grain_index} has an unknown type"
+                ))
+                .with_path(self.src.path())),
+            },
+        }
+    }
+
+    /// The state of grain `g`.
+    fn grain_at(&self, g: u64) -> Result<Grain> {
+        let gdi = g / self.gt_len;
+        let gde = *self.gd.get(gdi as usize).ok_or_else(|| {
+            Error::corrupt(format!("grain {g} lies past the grain directory"))
+                .with_path(self.src.path())
+        })?;
+        match gde {
+            Gde::None => Ok(Grain::Unallocated),
+            Gde::Zero => Ok(Grain::Zero),
+            Gde::At(off) => {
+                let t = self.table(off)?;
+                self.decode_gte(t[(g % self.gt_len) as usize], g)
+            }
+        }
+    }
+
+    /// What the extent holds at `off` (< capacity), up to `max_len` bytes.
+    pub fn status(&self, off: u64, max_len: u64) -> Result<(u64, Allocation)> {
+        let end = off.saturating_add(max_len).min(self.capacity);
+        debug_assert!(off < end);
+        let class = |g: Grain| match g {
+            Grain::Unallocated => Allocation::Unallocated,
+            Grain::Zero => Allocation::Zero { explicit: true },
+            Grain::At(_) => Allocation::Data,
+        };
+        let mut g = off / self.grain;
+        let first = class(self.grain_at(g)?);
+        let mut pos = ((g + 1) * self.grain).min(end);
+        while pos < end {
+            g += 1;
+            // A whole unallocated GT span is skipped without looking at each grain.
+            let gdi = g / self.gt_len;
+            if g.is_multiple_of(self.gt_len) {
+                let span_end = (gdi + 1)
+                    .saturating_mul(self.gt_len)
+                    .saturating_mul(self.grain);
+                let whole = match self.gd.get(gdi as usize) {
+                    Some(Gde::None) => Some(Allocation::Unallocated),
+                    Some(Gde::Zero) => Some(Allocation::Zero { explicit: true }),
+                    _ => None,
+                };
+                if let Some(a) = whole {
+                    if a != first {
+                        break;
+                    }
+                    pos = span_end.min(end);
+                    g = (gdi + 1) * self.gt_len - 1;
+                    continue;
+                }
+            }
+            if class(self.grain_at(g)?) != first {
+                break;
+            }
+            pos = ((g + 1) * self.grain).min(end);
+        }
+        Ok((pos - off, first))
+    }
+
+    /// Reads `buf.len()` bytes at `off` of a range [`status`](Self::status) reported as data.
+    pub fn read(&self, buf: &mut [u8], off: u64) -> Result<()> {
+        match self.storage {
+            Storage::Plain => self.read_plain(buf, off),
+            Storage::Deflate { markers } => self.read_compressed(buf, off, markers),
+        }
+    }
+
+    fn data_offset(&self, g: u64) -> Result<u64> {
+        match self.grain_at(g)? {
+            Grain::At(o) => Ok(o),
+            other => Err(Error::corrupt(format!(
+                "grain {g} changed state while being read ({other:?})"
+            ))
+            .with_path(self.src.path())),
+        }
+    }
+
+    fn read_plain(&self, buf: &mut [u8], off: u64) -> Result<()> {
+        let mut pos = 0usize;
+        // Runs of grains that are contiguous in the file are read with one call.
+        let mut run: Option<(usize, u64, usize)> = None; // (buf start, file offset, len)
+        while pos < buf.len() {
+            let v = off + pos as u64;
+            let g = v / self.grain;
+            let in_grain = v % self.grain;
+            let n = ((self.grain - in_grain) as usize).min(buf.len() - pos);
+            let file_off = self.data_offset(g)?.add_or(in_grain, "grain offset")?;
+            run = match run {
+                Some((b, f, l)) if f + l as u64 == file_off => Some((b, f, l + n)),
+                Some(r) => {
+                    self.pread(&mut buf[r.0..r.0 + r.2], r.1)?;
+                    Some((pos, file_off, n))
+                }
+                None => Some((pos, file_off, n)),
+            };
+            pos += n;
+        }
+        if let Some((b, f, l)) = run {
+            self.pread(&mut buf[b..b + l], f)?;
+        }
+        Ok(())
+    }
+
+    fn pread(&self, buf: &mut [u8], file_off: u64) -> Result<()> {
+        let end = file_off.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.src.len()) {
+            return Err(Error::corrupt(format!(
+                "grain data ({} bytes) lies past the end of the file ({} bytes)",
+                buf.len(),
+                self.src.len()
+            ))
+            .at(file_off)
+            .with_path(self.src.path()));
+        }
+        self.src.read_exact_at(buf, file_off).map_err(|e| {
+            Error::io("reading grain data", e)
+                .at(file_off)
+                .with_path(self.src.path())
+        })
+    }
+
+    /// Bytes of grain `g` that lie inside the capacity.
+    fn grain_len(&self, g: u64) -> usize {
+        (self.capacity - g * self.grain).min(self.grain) as usize
+    }
+
+    fn read_compressed(&self, buf: &mut [u8], off: u64, markers: bool) -> Result<()> {
+        // Split the request into per-grain jobs; full grains decode straight into `buf`.
+        let mut jobs: Vec<(&mut [u8], u64, usize, u64)> = Vec::new(); // (dst, grain, in_grain, file off)
+        let mut rest = buf;
+        let mut v = off;
+        while !rest.is_empty() {
+            let g = v / self.grain;
+            let in_grain = (v % self.grain) as usize;
+            let n = (self.grain as usize - in_grain).min(rest.len());
+            let (head, tail) = rest.split_at_mut(n);
+            jobs.push((head, g, in_grain, self.data_offset(g)?));
+            rest = tail;
+            v += n as u64;
+        }
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8);
+        if threads < 2 || jobs.len() < 4 {
+            for (dst, g, in_grain, at) in jobs {
+                self.decode_into(dst, g, in_grain, at, markers)?;
+            }
+            return Ok(());
+        }
+        let per = jobs.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = jobs
+                .chunks_mut(per)
+                .map(|chunk| {
+                    s.spawn(move || -> Result<()> {
+                        for (dst, g, in_grain, at) in chunk.iter_mut() {
+                            self.decode_into(dst, *g, *in_grain, *at, markers)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::corrupt("grain decoder thread panicked")))
+            })
+        })
+    }
+
+    fn decode_into(
+        &self,
+        dst: &mut [u8],
+        g: u64,
+        in_grain: usize,
+        at: u64,
+        markers: bool,
+    ) -> Result<()> {
+        let glen = self.grain_len(g);
+        if in_grain == 0 && dst.len() == glen {
+            return self.inflate(dst, g, at, markers);
+        }
+        let cached = {
+            let c = self.grain_cache.lock().unwrap_or_else(|e| e.into_inner());
+            c.iter().find(|(k, _)| *k == at).map(|(_, v)| v.clone())
+        };
+        let data = match cached {
+            Some(d) => d,
+            None => {
+                let mut d = vec![0u8; glen];
+                self.inflate(&mut d, g, at, markers)?;
+                let d = Arc::new(d);
+                let mut c = self.grain_cache.lock().unwrap_or_else(|e| e.into_inner());
+                if c.len() >= GRAIN_CACHE_ENTRIES {
+                    c.remove(0);
+                }
+                c.push((at, d.clone()));
+                d
+            }
+        };
+        let end = in_grain + dst.len();
+        if end > data.len() {
+            return Err(Error::corrupt(format!("read past the end of grain {g}"))
+                .with_path(self.src.path()));
+        }
+        dst.copy_from_slice(&data[in_grain..end]);
+        Ok(())
+    }
+
+    /// Inflates grain `g` (record at file offset `at`) into `dst` (its first `dst.len()` bytes).
+    fn inflate(&self, dst: &mut [u8], g: u64, at: u64, markers: bool) -> Result<()> {
+        let len = self.src.len();
+        let corrupt = |msg: String| Error::corrupt(msg).at(at).with_path(self.src.path());
+        let (data_off, data_len) = if markers {
+            let hdr = crate::source::read_vec(self.src.as_ref(), at, 12, "grain marker")?;
+            let lba = u64::from_le_bytes(hdr[0..8].try_into().unwrap());
+            let size = u32::from_le_bytes(hdr[8..12].try_into().unwrap()) as u64;
+            if size == 0 {
+                return Err(corrupt(format!(
+                    "grain {g} points at a metadata marker, not a compressed grain"
+                )));
+            }
+            let want_lba = g * (self.grain / 512);
+            if lba != want_lba {
+                return Err(corrupt(format!(
+                    "grain marker says sector {lba}, but the grain table puts it at sector {want_lba}"
+                )));
+            }
+            if size > 2 * self.grain + 4096 {
+                return Err(corrupt(format!(
+                    "compressed grain of {size} bytes is larger than the grain ({} bytes) allows",
+                    self.grain
+                )));
+            }
+            (at + 12, size)
+        } else {
+            // No marker: the zlib stream starts at the entry; it ends itself.
+            (at, (2 * self.grain).min(len.saturating_sub(at)))
+        };
+        if data_off.checked_add(data_len).is_none_or(|e| e > len) {
+            return Err(corrupt(format!(
+                "compressed grain ({data_len} bytes) lies past the end of the file ({len} bytes)"
+            )));
+        }
+        let comp = crate::source::read_vec(
+            self.src.as_ref(),
+            data_off,
+            data_len as usize,
+            "compressed grain",
+        )?;
+        let mut z = flate2::read::ZlibDecoder::new(&comp[..]);
+        let mut filled = 0usize;
+        while filled < dst.len() {
+            match z.read(&mut dst[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => {
+                    return Err(corrupt(format!("grain {g} does not inflate")).with_source(e));
+                }
+            }
+        }
+        if filled < dst.len() {
+            return Err(corrupt(format!(
+                "grain {g} inflates to {filled} bytes, {} expected",
+                dst.len()
+            )));
+        }
+        Ok(())
+    }
+}
