@@ -35,13 +35,7 @@ pub struct Args {
     pub disks: Vec<PathBuf>,
 
     /// Output XVA file.
-    #[arg(
-        short = 'o',
-        long = "output",
-        visible_alias = "filename",
-        short_alias = 'f',
-        value_name = "FILE"
-    )]
+    #[arg(short = 'o', long = "output", visible_alias = "filename", short_alias = 'f', value_name = "FILE")]
     pub output: PathBuf,
 
     /// Replace the output file if it exists.
@@ -173,10 +167,7 @@ fn open_disks(paths: &[PathBuf], open: &OpenArgs) -> anyhow::Result<Vec<Box<dyn 
     match errors.len() {
         0 => Ok(readers),
         1 => Err(coded(Exit::Input, errors.remove(0))),
-        n => Err(coded(
-            Exit::Input,
-            format!("{n} disks cannot be opened:\n  {}", errors.join("\n  ")),
-        )),
+        n => Err(coded(Exit::Input, format!("{n} disks cannot be opened:\n  {}", errors.join("\n  ")))),
     }
 }
 
@@ -184,21 +175,13 @@ fn open_disks(paths: &[PathBuf], open: &OpenArgs) -> anyhow::Result<Vec<Box<dyn 
 fn vm_spec(args: &Args, readers: &[Box<dyn BlockReader>]) -> anyhow::Result<VmSpec> {
     let name = match &args.name {
         Some(n) => n.clone(),
-        None => args.disks[0]
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "Unnamed".into()),
+        None => args.disks[0].file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "Unnamed".into()),
     };
     let memory = args
         .memory
         .checked_mul(1 << 20)
         .filter(|&m| m > 0)
-        .ok_or_else(|| {
-            coded(
-                Exit::Usage,
-                format!("--memory {} MiB is not a usable memory size", args.memory),
-            )
-        })?;
+        .ok_or_else(|| coded(Exit::Usage, format!("--memory {} MiB is not a usable memory size", args.memory)))?;
     let boot = if args.pv {
         Boot::pv_pygrub(args.pv_args.clone())
     } else {
@@ -209,11 +192,7 @@ fn vm_spec(args: &Args, readers: &[Box<dyn BlockReader>]) -> anyhow::Result<VmSp
         if args.secure_boot && firmware != Firmware::Uefi {
             return Err(coded(Exit::Usage, "--secure-boot needs --firmware uefi"));
         }
-        Boot::Hvm {
-            firmware,
-            secure_boot: args.secure_boot,
-            order: "cd".into(),
-        }
+        Boot::Hvm { firmware, secure_boot: args.secure_boot, order: "cd".into() }
     };
     let userdevices = VmSpec::userdevices(readers.len(), args.cdrom);
     let disks = readers
@@ -284,14 +263,7 @@ pub struct Prepared {
 impl Prepared {
     /// The writer's view of the disks.
     pub fn sources(&self) -> Vec<DiskSource<'_>> {
-        self.readers
-            .iter()
-            .zip(&self.ids)
-            .map(|(r, id)| DiskSource {
-                id,
-                reader: r.as_ref(),
-            })
-            .collect()
+        self.readers.iter().zip(&self.ids).map(|(r, id)| DiskSource { id, reader: r.as_ref() }).collect()
     }
 
     /// Sum of the disks' virtual sizes.
@@ -302,16 +274,12 @@ impl Prepared {
 
 /// Opens and checks everything the command line names (all disk errors reported at once).
 pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
+    args.open.options()?; // a bad --format is a usage error, not one per disk
     let readers = open_disks(&args.disks, &args.open)?;
     let vm = vm_spec(args, &readers)?;
     let xml = records::ova_xml(&vm).map_err(|e| coded(Exit::Usage, e.to_string()))?;
     let ids = (0..readers.len()).map(records::vdi_id).collect();
-    Ok(Prepared {
-        readers,
-        vm,
-        xml,
-        ids,
-    })
+    Ok(Prepared { readers, vm, xml, ids })
 }
 
 /// Writer options from the command line.
@@ -347,31 +315,21 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Ok(s) => s,
         Err(WriteError::Cancelled) => {
             drop(pending);
-            eprintln!(
-                "xva: interrupted; {} was not written",
-                args.output.display()
-            );
+            eprintln!("xva: interrupted; {} was not written", args.output.display());
             return Ok(Exit::Interrupted);
         }
         Err(WriteError::Write(e)) => return Err(output_io_error(e, &args.output)),
         Err(WriteError::Read { disk, source }) => {
             return Err(anyhow::Error::new(source)
                 .context(format!("reading disk {}", args.disks[disk].display()))
-                .context(coded(
-                    Exit::Input,
-                    format!("{} was not written", args.output.display()),
-                )));
+                .context(coded(Exit::Input, format!("{} was not written", args.output.display()))));
         }
         Err(e @ WriteError::Invalid(_)) => return Err(coded(Exit::Usage, e.to_string())),
     };
     pending.commit()?;
     let elapsed = started.elapsed();
 
-    let verified = if args.verify {
-        Some(verify_written(&args.output, &summary)?)
-    } else {
-        None
-    };
+    let verified = if args.verify { Some(verify_written(&args.output, &summary)?) } else { None };
 
     if args.json {
         let disks: Vec<_> = summary
@@ -430,8 +388,7 @@ fn estimate_data_bytes(readers: &[Box<dyn BlockReader>]) -> anyhow::Result<u64> 
     let mut total = 0u64;
     for r in readers {
         for m in r.extents(0..r.virtual_size()) {
-            let m =
-                m.with_context(|| format!("reading the allocation map of {}", r.path().display()))?;
+            let m = m.with_context(|| format!("reading the allocation map of {}", r.path().display()))?;
             if m.data {
                 total = total.saturating_add(m.len);
             }
@@ -443,10 +400,7 @@ fn estimate_data_bytes(readers: &[Box<dyn BlockReader>]) -> anyhow::Result<u64> 
 /// Warns (does not fail: zero blocks inside data ranges are not written) when the output file
 /// system has less room than the data the disks hold.
 fn warn_if_short_of_space(output: &Path, data_bytes: u64) {
-    let dir = output
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
         return;
     };

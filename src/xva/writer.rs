@@ -97,12 +97,7 @@ pub struct WriteOptions<'a> {
 
 impl Default for WriteOptions<'_> {
     fn default() -> Self {
-        WriteOptions {
-            checksum: ChecksumKind::Sha1,
-            threads: 0,
-            disk_sha256: false,
-            cancel: None,
-        }
+        WriteOptions { checksum: ChecksumKind::Sha1, threads: 0, disk_sha256: false, cancel: None }
     }
 }
 
@@ -113,7 +108,8 @@ pub struct DiskStats {
     pub id: String,
     /// Virtual size in bytes.
     pub virtual_size: u64,
-    /// Bytes read from the source (data ranges only; zero ranges are never read).
+    /// Bytes the allocation map calls data, which were read from the source (zero and
+    /// unallocated ranges are never read).
     pub bytes_read: u64,
     /// Chunks written.
     pub chunks_written: u64,
@@ -169,22 +165,16 @@ enum Work {
 struct Job {
     seq: u64,
     disk: usize,
-    index: u64,
     offset: u64,
     len: usize,
+    /// Bytes of the chunk the allocation map calls data.
+    data_len: u64,
     work: Work,
 }
 
 enum Outcome {
-    Skipped {
-        len: usize,
-        read: bool,
-    },
-    Data {
-        buf: Vec<u8>,
-        len: usize,
-        sum: String,
-    },
+    Skipped { len: usize, read: u64 },
+    Data { buf: Vec<u8>, len: usize, read: u64, sum: String },
 }
 
 type Planned = Result<Job, WriteError>;
@@ -220,34 +210,24 @@ pub fn write_xva(
             return Err(WriteError::Invalid(format!("disk {} has size 0", d.id)));
         }
         if n > MAX_CHUNKS {
-            return Err(WriteError::Invalid(format!(
-                "disk {} is larger than an XVA can hold (~95 TiB)",
-                d.id
-            )));
+            return Err(WriteError::Invalid(format!("disk {} is larger than an XVA can hold (~95 TiB)", d.id)));
         }
     }
     let threads = match opts.threads {
-        0 => std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(8),
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()).min(8),
         n => n.min(64),
     };
     let cancelled = || opts.cancel.is_some_and(|c| c.load(Ordering::Relaxed));
     let abort = AtomicBool::new(false);
     let stop = || abort.load(Ordering::Relaxed) || cancelled();
 
-    let mut out = CountingWriter {
-        inner: io::BufWriter::with_capacity(64 * 1024, out),
-        count: 0,
-    };
+    let mut out = CountingWriter { inner: io::BufWriter::with_capacity(64 * 1024, out), count: 0 };
     tar::write_member(&mut out, "ova.xml", ova_xml.as_bytes()).map_err(WriteError::Write)?;
 
     let pool_size = threads * 2 + 2;
     let (pool_tx, pool_rx) = mpsc::sync_channel::<Vec<u8>>(pool_size);
     for _ in 0..pool_size {
-        pool_tx
-            .send(vec![0u8; CHUNK as usize])
-            .expect("pool has room for its buffers");
+        pool_tx.send(vec![0u8; CHUNK as usize]).expect("pool has room for its buffers");
     }
     let pool_rx = Mutex::new(pool_rx);
     let (job_tx, job_rx) = mpsc::sync_channel::<Planned>(threads * 2);
@@ -265,10 +245,7 @@ pub fn write_xva(
             sha256: None,
         })
         .collect();
-    let total_chunks: u64 = disks
-        .iter()
-        .map(|d| chunk_count(d.reader.virtual_size()))
-        .sum();
+    let total_chunks: u64 = disks.iter().map(|d| chunk_count(d.reader.virtual_size())).sum();
 
     let result = std::thread::scope(|s| {
         s.spawn(|| plan(disks, job_tx, &stop));
@@ -276,30 +253,11 @@ pub fn write_xva(
             let done_tx = done_tx.clone();
             let pool_tx = pool_tx.clone();
             let (pool_rx, job_rx) = (&pool_rx, &job_rx);
-            s.spawn(move || {
-                work(
-                    disks,
-                    opts.checksum,
-                    pool_rx,
-                    &pool_tx,
-                    job_rx,
-                    &done_tx,
-                    &stop,
-                )
-            });
+            s.spawn(move || work(disks, opts.checksum, pool_rx, &pool_tx, job_rx, &done_tx, &stop));
         }
         drop(done_tx);
-        let r = write_in_order(
-            &mut out,
-            disks,
-            opts,
-            &done_rx,
-            &pool_tx,
-            &mut stats,
-            total_chunks,
-            progress,
-            &cancelled,
-        );
+        let r =
+            write_in_order(&mut out, disks, opts, &done_rx, &pool_tx, &mut stats, total_chunks, progress, &cancelled);
         if r.is_err() {
             abort.store(true, Ordering::Relaxed);
             // Let the workers finish: hand back every buffer so none waits for one.
@@ -314,11 +272,7 @@ pub fn write_xva(
     result?;
     out.write_all(&tar::END).map_err(WriteError::Write)?;
     out.flush().map_err(WriteError::Write)?;
-    Ok(WriteSummary {
-        disks: stats,
-        tar_bytes: out.count,
-        duration: started.elapsed(),
-    })
+    Ok(WriteSummary { disks: stats, tar_bytes: out.count, duration: started.elapsed() })
 }
 
 /// Walks each disk's extents and queues a job per chunk, in order.
@@ -335,20 +289,13 @@ fn plan(disks: &[DiskSource<'_>], jobs: SyncSender<Planned>, stop: &dyn Fn() -> 
             }
             let offset = index * CHUNK;
             let end = (offset + CHUNK).min(size);
-            let mut has_data = false;
+            let mut data_len = 0u64;
             loop {
                 if cur.is_none() {
                     match extents.next() {
                         Some(Ok(m)) => cur = Some(m),
                         Some(Err(e)) => {
-                            send_until_stopped(
-                                &jobs,
-                                Err(WriteError::Read {
-                                    disk: di,
-                                    source: e,
-                                }),
-                                stop,
-                            );
+                            send_until_stopped(&jobs, Err(WriteError::Read { disk: di, source: e }), stop);
                             return;
                         }
                         None => break,
@@ -358,7 +305,9 @@ fn plan(disks: &[DiskSource<'_>], jobs: SyncSender<Planned>, stop: &dyn Fn() -> 
                 if m.start >= end {
                     break;
                 }
-                has_data |= m.data;
+                if m.data {
+                    data_len += (m.start + m.len).min(end) - m.start.max(offset);
+                }
                 if m.start + m.len <= end {
                     cur = None;
                 } else {
@@ -366,19 +315,8 @@ fn plan(disks: &[DiskSource<'_>], jobs: SyncSender<Planned>, stop: &dyn Fn() -> 
                 }
             }
             let force = index == 0 || index == n - 1;
-            let work = if has_data || force {
-                Work::Read { force }
-            } else {
-                Work::Skip
-            };
-            let job = Job {
-                seq,
-                disk: di,
-                index,
-                offset,
-                len: (end - offset) as usize,
-                work,
-            };
+            let work = if data_len > 0 || force { Work::Read { force } } else { Work::Skip };
+            let job = Job { seq, disk: di, offset, len: (end - offset) as usize, data_len, work };
             if !send_until_stopped(&jobs, Ok(job), stop) {
                 return;
             }
@@ -448,40 +386,26 @@ fn work(
         let outcome = match job.work {
             Work::Skip => {
                 let _ = pool_tx.send(buf);
-                Ok(Outcome::Skipped {
-                    len: job.len,
-                    read: false,
-                })
+                Ok(Outcome::Skipped { len: job.len, read: 0 })
             }
             Work::Read { force } => {
                 let data = &mut buf[..job.len];
                 match disks[job.disk].reader.read_exact_at(data, job.offset) {
                     Err(e) => {
                         let _ = pool_tx.send(buf);
-                        Err(WriteError::Read {
-                            disk: job.disk,
-                            source: e,
-                        })
+                        Err(WriteError::Read { disk: job.disk, source: e })
                     }
                     Ok(()) if !force && is_zero(data) => {
                         let _ = pool_tx.send(buf);
-                        Ok(Outcome::Skipped {
-                            len: job.len,
-                            read: true,
-                        })
+                        Ok(Outcome::Skipped { len: job.len, read: job.data_len })
                     }
                     Ok(()) => {
                         let sum = checksum.body(data);
-                        Ok(Outcome::Data {
-                            buf,
-                            len: job.len,
-                            sum,
-                        })
+                        Ok(Outcome::Data { buf, len: job.len, read: job.data_len, sum })
                     }
                 }
             }
         };
-        let _ = job.index;
         if done.send((job.seq, outcome)).is_err() {
             return;
         }
@@ -525,9 +449,7 @@ fn write_in_order(
             if cancelled() {
                 return Err(WriteError::Cancelled);
             }
-            return Err(WriteError::Invalid(
-                "the chunk pipeline stopped early".into(),
-            ));
+            return Err(WriteError::Invalid("the chunk pipeline stopped early".into()));
         };
         pending.insert(seq, outcome?);
         while let Some(outcome) = pending.remove(&next) {
@@ -535,15 +457,13 @@ fn write_in_order(
             let len = match outcome {
                 Outcome::Skipped { len, read } => {
                     st.chunks_skipped += 1;
-                    if read {
-                        st.bytes_read += len as u64;
-                    }
+                    st.bytes_read += read;
                     if let Some(h) = &mut sha {
                         h.update(&zeros[..len]);
                     }
                     len
                 }
-                Outcome::Data { buf, len, sum } => {
+                Outcome::Data { buf, len, read, sum } => {
                     let name = format!("{}/{index:08}", disks[disk].id);
                     let write = (|| -> io::Result<()> {
                         tar::write_member(out, &name, &buf[..len])?;
@@ -555,7 +475,7 @@ fn write_in_order(
                     let _ = pool_tx.send(buf);
                     write.map_err(WriteError::Write)?;
                     st.chunks_written += 1;
-                    st.bytes_read += len as u64;
+                    st.bytes_read += read;
                     len
                 }
             };
@@ -610,10 +530,7 @@ mod tests {
 
     #[test]
     fn checksums_are_formatted_as_xapi_compares_them() {
-        assert_eq!(
-            ChecksumKind::Sha1.body(b"abc"),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
+        assert_eq!(ChecksumKind::Sha1.body(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
         // XXH64("abc", 0) = 0x44BC2CF5AD770999
         assert_eq!(ChecksumKind::Xxhash.body(b"abc"), "44BC2CF5AD770999");
     }
@@ -627,11 +544,8 @@ mod tests {
             if h.iter().all(|&b| b == 0) {
                 break;
             }
-            let name =
-                String::from_utf8(h[..100].iter().take_while(|&&b| b != 0).copied().collect())
-                    .unwrap();
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&h[124..135]).unwrap(), 8).unwrap();
+            let name = String::from_utf8(h[..100].iter().take_while(|&&b| b != 0).copied().collect()).unwrap();
+            let size = usize::from_str_radix(std::str::from_utf8(&h[124..135]).unwrap(), 8).unwrap();
             out.push((name, size));
             pos += 512 + size + tar::padding(size as u64);
         }
@@ -640,15 +554,8 @@ mod tests {
 
     fn run(disk: &MemLayer, threads: usize) -> (Vec<u8>, WriteSummary) {
         let mut out = Vec::new();
-        let d = [DiskSource {
-            id: "Ref:d000",
-            reader: disk,
-        }];
-        let opts = WriteOptions {
-            threads,
-            disk_sha256: true,
-            ..Default::default()
-        };
+        let d = [DiskSource { id: "Ref:d000", reader: disk }];
+        let opts = WriteOptions { threads, disk_sha256: true, ..Default::default() };
         let s = write_xva(&mut out, "<value/>", &d, &opts, &|_| {}).unwrap();
         (out, s)
     }
@@ -722,16 +629,7 @@ mod tests {
         let (tar, _) = run(&disk, 1);
         assert_eq!(members(&tar)[1], ("Ref:d000/00000000".to_string(), 1));
         let mut out = Vec::new();
-        let d = [
-            DiskSource {
-                id: "Ref:d001",
-                reader: &disk,
-            },
-            DiskSource {
-                id: "Ref:d000",
-                reader: &disk,
-            },
-        ];
+        let d = [DiskSource { id: "Ref:d001", reader: &disk }, DiskSource { id: "Ref:d000", reader: &disk }];
         let e = write_xva(&mut out, "", &d, &WriteOptions::default(), &|_| {}).unwrap_err();
         assert!(e.to_string().contains("bytewise order"));
     }
@@ -740,21 +638,8 @@ mod tests {
     fn read_errors_stop_the_write_cleanly() {
         let bad = MemLayer::broken(10 * CHUNK);
         let mut out = Vec::new();
-        let d = [DiskSource {
-            id: "Ref:d000",
-            reader: &bad,
-        }];
-        let e = write_xva(
-            &mut out,
-            "",
-            &d,
-            &WriteOptions {
-                threads: 3,
-                ..Default::default()
-            },
-            &|_| {},
-        )
-        .unwrap_err();
+        let d = [DiskSource { id: "Ref:d000", reader: &bad }];
+        let e = write_xva(&mut out, "", &d, &WriteOptions { threads: 3, ..Default::default() }, &|_| {}).unwrap_err();
         assert!(matches!(e, WriteError::Read { disk: 0, .. }), "{e:?}");
     }
 
@@ -763,21 +648,9 @@ mod tests {
         let disk = MemLayer::new(50 * CHUNK, 1, &[(0, 50 * CHUNK, Layer::Data)], None);
         let flag = AtomicBool::new(true);
         let mut out = Vec::new();
-        let d = [DiskSource {
-            id: "Ref:d000",
-            reader: &disk,
-        }];
-        let e = write_xva(
-            &mut out,
-            "",
-            &d,
-            &WriteOptions {
-                cancel: Some(&flag),
-                ..Default::default()
-            },
-            &|_| {},
-        )
-        .unwrap_err();
+        let d = [DiskSource { id: "Ref:d000", reader: &disk }];
+        let e = write_xva(&mut out, "", &d, &WriteOptions { cancel: Some(&flag), ..Default::default() }, &|_| {})
+            .unwrap_err();
         assert!(matches!(e, WriteError::Cancelled), "{e:?}");
     }
 }

@@ -1,1 +1,8 @@
-mod placeholder {}
+//! The one integration-test binary: each module runs the real `xva` binary in temp dirs.
+
+mod util;
+
+// xva convert: options, output safety, errors, zero-chunk handling
+mod convert;
+// xva info / xva map against qemu-img (the oracle), raw images
+mod qemu_oracle;
