@@ -7,6 +7,7 @@
 //! ```
 
 pub mod guest;
+pub mod xapi;
 pub mod xva;
 
 pub use xva_backends as backends;
