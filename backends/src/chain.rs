@@ -32,19 +32,13 @@ pub(crate) fn checked_status(r: &dyn BlockReader, offset: u64, max_len: u64) -> 
         )
         .with_path(r.path()));
     }
-    Ok(Extent {
-        len: ext.len.min(max_len),
-        ..ext
-    })
+    Ok(Extent { len: ext.len.min(max_len), ..ext })
 }
 
 fn out_of_bounds(r: &dyn BlockReader, offset: u64, len: u64) -> Error {
     Error::new(
         ErrorKind::OutOfBounds,
-        format!(
-            "read of {len} bytes at {offset} is past the virtual size {}",
-            r.virtual_size()
-        ),
+        format!("read of {len} bytes at {offset} is past the virtual size {}", r.virtual_size()),
     )
     .with_path(r.path())
 }
@@ -86,14 +80,7 @@ pub(crate) fn read_resolved(r: &dyn BlockReader, buf: &mut [u8], offset: u64) ->
 /// The fully resolved status at `offset`: which layer answers and what it says.
 pub fn resolve_status(r: &dyn BlockReader, offset: u64, max_len: u64) -> Result<Mapping> {
     let ext = checked_status(r, offset, max_len)?;
-    let here = |present, zero, data| Mapping {
-        start: offset,
-        len: ext.len,
-        depth: 0,
-        present,
-        zero,
-        data,
-    };
+    let here = |present, zero, data| Mapping { start: offset, len: ext.len, depth: 0, present, zero, data };
     Ok(match ext.alloc {
         Allocation::Data => here(true, false, true),
         Allocation::Zero { .. } => here(true, true, false),
@@ -150,13 +137,7 @@ pub struct Extents<'a> {
 impl<'a> Extents<'a> {
     pub(crate) fn new(reader: &'a dyn BlockReader, range: Range<u64>) -> Extents<'a> {
         let end = range.end.min(reader.virtual_size());
-        Extents {
-            reader,
-            pos: range.start.min(end),
-            end,
-            pending: None,
-            failed: false,
-        }
+        Extents { reader, pos: range.start.min(end), end, pending: None, failed: false }
     }
 }
 
@@ -200,16 +181,7 @@ mod tests {
     /// base: 0..8 data "B", 8..16 zero, 16..24 unallocated (size 24)
     /// top (size 40): 0..4 unalloc, 4..12 data "T", 12..20 unalloc, 20..24 zero, 24..40 unalloc
     fn chain() -> MemLayer {
-        let base = MemLayer::new(
-            24,
-            b'B',
-            &[
-                (0, 8, Layer::Data),
-                (8, 8, Layer::Zero),
-                (16, 8, Layer::Unalloc),
-            ],
-            None,
-        );
+        let base = MemLayer::new(24, b'B', &[(0, 8, Layer::Data), (8, 8, Layer::Zero), (16, 8, Layer::Unalloc)], None);
         MemLayer::new(
             40,
             b'T',
@@ -243,14 +215,8 @@ mod tests {
                 assert_eq!(b, want[off as usize..(off + len) as usize]);
             }
         }
-        assert_eq!(
-            r.read_exact_at(&mut [0u8; 2], 39).unwrap_err().kind(),
-            ErrorKind::OutOfBounds
-        );
-        assert_eq!(
-            r.read_exact_at(&mut [0u8; 2], u64::MAX).unwrap_err().kind(),
-            ErrorKind::OutOfBounds
-        );
+        assert_eq!(r.read_exact_at(&mut [0u8; 2], 39).unwrap_err().kind(), ErrorKind::OutOfBounds);
+        assert_eq!(r.read_exact_at(&mut [0u8; 2], u64::MAX).unwrap_err().kind(), ErrorKind::OutOfBounds);
     }
 
     #[test]
@@ -274,11 +240,7 @@ mod tests {
             ]
         );
         // Sub-ranges are clamped and still coalesced.
-        let got: Vec<_> = r
-            .extents(5..100)
-            .map(|m| m.unwrap())
-            .map(|m| (m.start, m.len))
-            .collect();
+        let got: Vec<_> = r.extents(5..100).map(|m| m.unwrap()).map(|m| (m.start, m.len)).collect();
         assert_eq!(got[0], (5, 7));
         assert_eq!(got.last().unwrap(), &(24, 16));
     }

@@ -59,13 +59,7 @@ pub struct Error {
 impl Error {
     /// A new error of `kind` saying `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error {
-            kind,
-            message: message.into(),
-            path: None,
-            offset: None,
-            source: None,
-        }
+        Error { kind, message: message.into(), path: None, offset: None, source: None }
     }
 
     /// Shorthand for an [`ErrorKind::InvalidFormat`] error.
@@ -105,10 +99,7 @@ impl Error {
     }
 
     /// Attach the underlying cause.
-    pub fn with_source(
-        mut self,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Error {
+    pub fn with_source(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
         self.source = Some(source.into());
         self
     }
@@ -149,9 +140,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -165,12 +154,10 @@ pub trait CheckedExt: Sized {
 
 impl CheckedExt for u64 {
     fn add_or(self, rhs: u64, what: &str) -> Result<u64> {
-        self.checked_add(rhs)
-            .ok_or_else(|| Error::invalid(format!("{what} overflows: {self} + {rhs}")))
+        self.checked_add(rhs).ok_or_else(|| Error::invalid(format!("{what} overflows: {self} + {rhs}")))
     }
     fn mul_or(self, rhs: u64, what: &str) -> Result<u64> {
-        self.checked_mul(rhs)
-            .ok_or_else(|| Error::invalid(format!("{what} overflows: {self} * {rhs}")))
+        self.checked_mul(rhs).ok_or_else(|| Error::invalid(format!("{what} overflows: {self} * {rhs}")))
     }
 }
 
@@ -185,24 +172,14 @@ mod tests {
             .with_path("/tmp/a.vmdk")
             .with_source(io::Error::other("inner cause"));
         let s = e.to_string();
-        assert_eq!(
-            s,
-            "/tmp/a.vmdk: corrupt image: grain table past end of file (at byte offset 0x200)"
-        );
+        assert_eq!(s, "/tmp/a.vmdk: corrupt image: grain table past end of file (at byte offset 0x200)");
         assert!(!s.contains("inner cause"));
-        assert_eq!(
-            std::error::Error::source(&e).unwrap().to_string(),
-            "inner cause"
-        );
+        assert_eq!(std::error::Error::source(&e).unwrap().to_string(), "inner cause");
     }
 
     #[test]
     fn innermost_context_wins() {
-        let e = Error::invalid("x")
-            .with_path("inner")
-            .at(1)
-            .with_path("outer")
-            .at(2);
+        let e = Error::invalid("x").with_path("inner").at(1).with_path("outer").at(2);
         assert_eq!(e.path().unwrap(), Path::new("inner"));
         assert_eq!(e.offset(), Some(1));
     }
@@ -210,14 +187,7 @@ mod tests {
     #[test]
     fn checked_ops() {
         assert_eq!(3u64.add_or(4, "a").unwrap(), 7);
-        assert_eq!(
-            u64::MAX.add_or(1, "grain offset").unwrap_err().kind(),
-            ErrorKind::InvalidFormat
-        );
-        assert!(u64::MAX
-            .mul_or(2, "b")
-            .unwrap_err()
-            .to_string()
-            .contains("b overflows"));
+        assert_eq!(u64::MAX.add_or(1, "grain offset").unwrap_err().kind(), ErrorKind::InvalidFormat);
+        assert!(u64::MAX.mul_or(2, "b").unwrap_err().to_string().contains("b overflows"));
     }
 }

@@ -30,12 +30,7 @@ pub struct OpenPolicy {
 
 impl Default for OpenPolicy {
     fn default() -> OpenPolicy {
-        OpenPolicy {
-            allow_any: false,
-            allowed_dirs: Vec::new(),
-            max_depth: DEFAULT_MAX_DEPTH,
-            ignore_cid: false,
-        }
+        OpenPolicy { allow_any: false, allowed_dirs: Vec::new(), max_depth: DEFAULT_MAX_DEPTH, ignore_cid: false }
     }
 }
 
@@ -47,46 +42,27 @@ impl OpenPolicy {
     /// may be opened, or refuses with an error that names the file and the rule.
     pub fn resolve(&self, referrer: &Path, name: &str, what: &str) -> Result<PathBuf> {
         let refuse = |rule: &str| {
-            Error::new(
-                ErrorKind::RefusedReference,
-                format!("{what} {name:?} refused: {rule}; {HOW_TO_ALLOW}"),
-            )
-            .with_path(referrer)
+            Error::new(ErrorKind::RefusedReference, format!("{what} {name:?} refused: {rule}; {HOW_TO_ALLOW}"))
+                .with_path(referrer)
         };
         if name.is_empty() {
             return Err(Error::invalid(format!("{what} has an empty name")).with_path(referrer));
         }
         if name.contains('\0') {
-            return Err(
-                Error::invalid(format!("{what} name contains a NUL byte")).with_path(referrer)
-            );
+            return Err(Error::invalid(format!("{what} name contains a NUL byte")).with_path(referrer));
         }
-        let dir = referrer
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = referrer.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let candidate = Path::new(name);
-        let joined = if candidate.is_absolute() {
-            candidate.to_path_buf()
-        } else {
-            dir.join(candidate)
-        };
+        let joined = if candidate.is_absolute() { candidate.to_path_buf() } else { dir.join(candidate) };
         let canonical = joined.canonicalize().map_err(|e| {
-            Error::new(
-                ErrorKind::MissingFile,
-                format!("{what} {name:?} not found at {}", joined.display()),
-            )
-            .with_source(e)
-            .with_path(referrer)
+            Error::new(ErrorKind::MissingFile, format!("{what} {name:?} not found at {}", joined.display()))
+                .with_source(e)
+                .with_path(referrer)
         })?;
         if self.allow_any {
             return Ok(canonical);
         }
-        let inside = |base: &Path| {
-            base.canonicalize()
-                .map(|b| canonical.starts_with(b))
-                .unwrap_or(false)
-        };
+        let inside = |base: &Path| base.canonicalize().map(|b| canonical.starts_with(b)).unwrap_or(false);
         if self.allowed_dirs.iter().any(|d| inside(d)) {
             return Ok(canonical);
         }
@@ -120,11 +96,7 @@ pub struct OpenCtx<'p> {
 impl<'p> OpenCtx<'p> {
     /// The context for the image the user named.
     pub fn new(policy: &'p OpenPolicy) -> OpenCtx<'p> {
-        OpenCtx {
-            policy,
-            depth: 0,
-            ancestors: Vec::new(),
-        }
+        OpenCtx { policy, depth: 0, ancestors: Vec::new() }
     }
 
     /// The context for the parent of the image at `child` (its canonical path is recorded);
@@ -139,24 +111,15 @@ impl<'p> OpenCtx<'p> {
         }
         let mut ancestors = self.ancestors.clone();
         ancestors.push(child.canonicalize().unwrap_or_else(|_| child.to_path_buf()));
-        Ok(OpenCtx {
-            policy: self.policy,
-            depth: self.depth + 1,
-            ancestors,
-        })
+        Ok(OpenCtx { policy: self.policy, depth: self.depth + 1, ancestors })
     }
 
     /// Errors if `candidate` (canonical) is already part of this chain.
     pub fn check_loop(&self, candidate: &Path, referrer: &Path) -> Result<()> {
-        if self.ancestors.iter().any(|a| a == candidate)
-            || candidate == referrer.canonicalize().unwrap_or_default()
-        {
+        if self.ancestors.iter().any(|a| a == candidate) || candidate == referrer.canonicalize().unwrap_or_default() {
             return Err(Error::new(
                 ErrorKind::RefusedReference,
-                format!(
-                    "chain loop: {} is already part of this chain",
-                    candidate.display()
-                ),
+                format!("chain loop: {} is already part of this chain", candidate.display()),
             )
             .with_path(referrer));
         }
@@ -187,14 +150,8 @@ mod tests {
         let (_t, vm) = setup();
         let p = OpenPolicy::default();
         let top = vm.join("top.img");
-        assert!(p
-            .resolve(&top, "base.img", "backing file")
-            .unwrap()
-            .ends_with("vm/base.img"));
-        assert!(p
-            .resolve(&top, "sub/deep.img", "extent")
-            .unwrap()
-            .ends_with("sub/deep.img"));
+        assert!(p.resolve(&top, "base.img", "backing file").unwrap().ends_with("vm/base.img"));
+        assert!(p.resolve(&top, "sub/deep.img", "extent").unwrap().ends_with("sub/deep.img"));
     }
 
     #[test]
@@ -203,9 +160,7 @@ mod tests {
         let p = OpenPolicy::default();
         let top = vm.join("top.img");
         let abs = t.path().join("outside.img");
-        let e = p
-            .resolve(&top, abs.to_str().unwrap(), "backing file")
-            .unwrap_err();
+        let e = p.resolve(&top, abs.to_str().unwrap(), "backing file").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::RefusedReference);
         assert!(e.to_string().contains("absolute path"), "{e}");
         assert!(e.to_string().contains("top.img"), "{e}");
@@ -221,41 +176,25 @@ mod tests {
     fn user_can_allow_more() {
         let (t, vm) = setup();
         let top = vm.join("top.img");
-        let p = OpenPolicy {
-            allowed_dirs: vec![t.path().to_path_buf()],
-            ..Default::default()
-        };
+        let p = OpenPolicy { allowed_dirs: vec![t.path().to_path_buf()], ..Default::default() };
         assert!(p.resolve(&top, "../outside.img", "extent").is_ok());
         assert!(p.resolve(&top, "/etc/passwd", "backing file").is_err());
-        let p = OpenPolicy {
-            allow_any: true,
-            ..Default::default()
-        };
+        let p = OpenPolicy { allow_any: true, ..Default::default() };
         assert!(p.resolve(&top, "/etc/passwd", "backing file").is_ok());
     }
 
     #[test]
     fn missing_files_and_loops_and_depth() {
         let (_t, vm) = setup();
-        let p = OpenPolicy {
-            max_depth: 2,
-            ..Default::default()
-        };
+        let p = OpenPolicy { max_depth: 2, ..Default::default() };
         let top = vm.join("top.img");
         let e = p.resolve(&top, "nope.img", "backing file").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::MissingFile);
         let ctx = OpenCtx::new(&p);
         let c1 = ctx.descend(&top).unwrap();
-        assert!(c1
-            .check_loop(&top.canonicalize().unwrap(), &vm.join("base.img"))
-            .is_err());
-        assert!(
-            ctx.check_loop(&top.canonicalize().unwrap(), &top).is_err(),
-            "self-reference"
-        );
-        assert!(c1
-            .check_loop(&vm.join("base.img").canonicalize().unwrap(), &top)
-            .is_ok());
+        assert!(c1.check_loop(&top.canonicalize().unwrap(), &vm.join("base.img")).is_err());
+        assert!(ctx.check_loop(&top.canonicalize().unwrap(), &top).is_err(), "self-reference");
+        assert!(c1.check_loop(&vm.join("base.img").canonicalize().unwrap(), &top).is_ok());
         let c2 = c1.descend(&vm.join("base.img")).unwrap();
         assert!(c2.descend(&vm.join("sub/deep.img")).is_err());
     }

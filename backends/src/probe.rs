@@ -76,10 +76,7 @@ pub static FORMATS: &[&Format] = &[&crate::vmdk::FORMAT, &crate::raw::FORMAT];
 
 /// The format called `name` (case-insensitive).
 pub fn by_name(name: &str) -> Option<&'static Format> {
-    FORMATS
-        .iter()
-        .copied()
-        .find(|f| f.name.eq_ignore_ascii_case(name))
+    FORMATS.iter().copied().find(|f| f.name.eq_ignore_ascii_case(name))
 }
 
 /// Names of the registered formats, for messages.
@@ -92,21 +89,13 @@ pub fn detect(src: &dyn ByteSource) -> Result<(&'static Format, Confidence)> {
     let len = src.len();
     let head_len = len.min(HEAD_LEN as u64) as usize;
     let mut head = vec![0u8; head_len];
-    src.read_exact_at(&mut head, 0).map_err(|e| {
-        Error::io("reading the start of the file to detect its format", e).with_path(src.path())
-    })?;
+    src.read_exact_at(&mut head, 0)
+        .map_err(|e| Error::io("reading the start of the file to detect its format", e).with_path(src.path()))?;
     let tail_len = len.min(TAIL_LEN as u64) as usize;
     let mut tail = vec![0u8; tail_len];
     src.read_exact_at(&mut tail, len - tail_len as u64)
-        .map_err(|e| {
-            Error::io("reading the end of the file to detect its format", e).with_path(src.path())
-        })?;
-    let input = ProbeInput {
-        head: &head,
-        tail: &tail,
-        len,
-        path: src.path(),
-    };
+        .map_err(|e| Error::io("reading the end of the file to detect its format", e).with_path(src.path()))?;
+    let input = ProbeInput { head: &head, tail: &tail, len, path: src.path() };
     Ok(probe_input(&input))
 }
 
@@ -174,12 +163,7 @@ pub fn open_parent(
 }
 
 /// Opens a data file an image names (a VMDK extent), through the open policy.
-pub fn open_data_file(
-    policy: &OpenPolicy,
-    referrer: &Path,
-    name: &str,
-    what: &str,
-) -> Result<Arc<dyn ByteSource>> {
+pub fn open_data_file(policy: &OpenPolicy, referrer: &Path, name: &str, what: &str) -> Result<Arc<dyn ByteSource>> {
     let path = policy.resolve(referrer, name, what)?;
     Ok(Arc::new(FileSource::open(&path)?))
 }
@@ -209,12 +193,7 @@ mod tests {
             let (f, c) = detect(&src).unwrap();
             assert!(c >= Confidence::FALLBACK, "{}", f.name);
             for f in FORMATS {
-                let input = ProbeInput {
-                    head: data,
-                    tail: data,
-                    len: data.len() as u64,
-                    path: Path::new("tiny"),
-                };
+                let input = ProbeInput { head: data, tail: data, len: data.len() as u64, path: Path::new("tiny") };
                 let _ = (f.probe)(&input);
             }
         }

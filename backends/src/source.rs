@@ -51,11 +51,8 @@ pub fn read_vec(src: &dyn ByteSource, offset: u64, len: usize, what: &str) -> Re
         .with_path(src.path()));
     }
     let mut buf = vec![0u8; len];
-    src.read_exact_at(&mut buf, offset).map_err(|e| {
-        Error::io(format!("reading {what}"), e)
-            .at(offset)
-            .with_path(src.path())
-    })?;
+    src.read_exact_at(&mut buf, offset)
+        .map_err(|e| Error::io(format!("reading {what}"), e).at(offset).with_path(src.path()))?;
     Ok(buf)
 }
 
@@ -90,18 +87,11 @@ impl FileSource {
     /// Opens `path` read-only. Directories, sockets and the like are refused.
     pub fn open(path: &Path) -> Result<FileSource> {
         let file = File::open(path).map_err(|e| {
-            let kind = if e.kind() == io::ErrorKind::NotFound {
-                crate::ErrorKind::MissingFile
-            } else {
-                crate::ErrorKind::Io
-            };
-            Error::new(kind, "cannot open for reading")
-                .with_source(e)
-                .with_path(path)
+            let kind =
+                if e.kind() == io::ErrorKind::NotFound { crate::ErrorKind::MissingFile } else { crate::ErrorKind::Io };
+            Error::new(kind, "cannot open for reading").with_source(e).with_path(path)
         })?;
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io("cannot stat", e).with_path(path))?;
+        let meta = file.metadata().map_err(|e| Error::io("cannot stat", e).with_path(path))?;
         let ft = meta.file_type();
         let (kind, len) = if ft.is_file() {
             (FileKind::Regular, meta.len())
@@ -109,23 +99,15 @@ impl FileSource {
             (
                 FileKind::BlockDevice,
                 block_device_size(&file).map_err(|e| {
-                    Error::io("cannot read the size of the block device (BLKGETSIZE64)", e)
-                        .with_path(path)
+                    Error::io("cannot read the size of the block device (BLKGETSIZE64)", e).with_path(path)
                 })?,
             )
         } else if ft.is_dir() {
             return Err(Error::invalid("is a directory, not a disk image").with_path(path));
         } else {
-            return Err(
-                Error::invalid("is neither a regular file nor a block device").with_path(path),
-            );
+            return Err(Error::invalid("is neither a regular file nor a block device").with_path(path));
         };
-        Ok(FileSource {
-            file,
-            path: path.to_path_buf(),
-            len,
-            kind,
-        })
+        Ok(FileSource { file, path: path.to_path_buf(), len, kind })
     }
 
     /// Regular file or block device.
@@ -182,23 +164,12 @@ pub struct Window {
 impl Window {
     /// The range `[start, start + len)` of `inner`; `path` names it in messages.
     pub fn new(inner: Arc<dyn ByteSource>, start: u64, len: u64, path: PathBuf) -> Result<Window> {
-        let end = start
-            .checked_add(len)
-            .filter(|&e| e <= inner.len())
-            .ok_or_else(|| {
-                Error::corrupt(format!(
-                    "window of {len} bytes at {start} lies past the end ({} bytes)",
-                    inner.len()
-                ))
+        let end = start.checked_add(len).filter(|&e| e <= inner.len()).ok_or_else(|| {
+            Error::corrupt(format!("window of {len} bytes at {start} lies past the end ({} bytes)", inner.len()))
                 .with_path(inner.path())
-            })?;
+        })?;
         let _ = end;
-        Ok(Window {
-            inner,
-            start,
-            len,
-            path,
-        })
+        Ok(Window { inner, start, len, path })
     }
 }
 
@@ -209,10 +180,7 @@ impl ByteSource for Window {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let end = offset.checked_add(buf.len() as u64);
         if end.is_none_or(|e| e > self.len) {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "read past the end of the window",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the window"));
         }
         self.inner.read_exact_at(buf, self.start + offset)
     }
@@ -230,20 +198,14 @@ pub struct MemSource {
 
 impl fmt::Debug for MemSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemSource")
-            .field("path", &self.path)
-            .field("len", &self.data.len())
-            .finish()
+        f.debug_struct("MemSource").field("path", &self.path).field("len", &self.data.len()).finish()
     }
 }
 
 impl MemSource {
     /// `data` named `name` in messages.
     pub fn new(data: impl Into<Vec<u8>>, name: impl Into<PathBuf>) -> MemSource {
-        MemSource {
-            data: data.into().into(),
-            path: name.into(),
-        }
+        MemSource { data: data.into().into(), path: name.into() }
     }
 }
 
@@ -253,13 +215,8 @@ impl ByteSource for MemSource {
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
-        let end = start
-            .checked_add(buf.len())
-            .ok_or(io::ErrorKind::UnexpectedEof)?;
-        let src = self
-            .data
-            .get(start..end)
-            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        let end = start.checked_add(buf.len()).ok_or(io::ErrorKind::UnexpectedEof)?;
+        let src = self.data.get(start..end).ok_or(io::ErrorKind::UnexpectedEof)?;
         buf.copy_from_slice(src);
         Ok(())
     }
@@ -274,8 +231,7 @@ mod tests {
 
     #[test]
     fn mem_and_window_reads_are_exact() {
-        let mem: Arc<dyn ByteSource> =
-            Arc::new(MemSource::new((0u8..=255).collect::<Vec<_>>(), "mem"));
+        let mem: Arc<dyn ByteSource> = Arc::new(MemSource::new((0u8..=255).collect::<Vec<_>>(), "mem"));
         let mut b = [0u8; 4];
         mem.read_exact_at(&mut b, 10).unwrap();
         assert_eq!(b, [10, 11, 12, 13]);

@@ -58,10 +58,7 @@ impl std::error::Error for Coded {}
 
 /// An error with exit code `exit`.
 pub fn coded(exit: Exit, message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Coded {
-        exit,
-        message: message.into(),
-    })
+    anyhow::Error::new(Coded { exit, message: message.into() })
 }
 
 /// The exit code for an error: its own code, or one derived from the first known cause.

@@ -56,16 +56,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(Exit::Success);
     }
-    println!(
-        "image:          {}",
-        sanitize(&args.disk.display().to_string())
-    );
+    println!("image:          {}", sanitize(&args.disk.display().to_string()));
     println!("format:         {}", reader.format().name);
     println!("virtual size:   {} ({size} bytes)", human_bytes(size));
-    println!(
-        "allocated:      {} ({allocated} bytes that must be read)",
-        human_bytes(allocated)
-    );
+    println!("allocated:      {} ({allocated} bytes that must be read)", human_bytes(allocated));
     println!("chain:          {} layer(s)", layers.len());
     for l in &layers {
         println!(

@@ -34,11 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.output == Style::Human {
-        writeln!(
-            out,
-            "{:>16} {:>16} {:>5} {:>7} {:>5} {:>5}",
-            "start", "length", "depth", "present", "zero", "data"
-        )?;
+        writeln!(out, "{:>16} {:>16} {:>5} {:>7} {:>5} {:>5}", "start", "length", "depth", "present", "zero", "data")?;
     } else {
         write!(out, "[")?;
     }

@@ -29,25 +29,18 @@ impl OpenArgs {
             Some(name) => Some(probe::by_name(name).ok_or_else(|| {
                 super::exit::coded(
                     super::exit::Exit::Usage,
-                    format!(
-                        "unknown --format {name:?}; known formats: {}",
-                        probe::names().join(", ")
-                    ),
+                    format!("unknown --format {name:?}; known formats: {}", probe::names().join(", ")),
                 )
             })?),
         };
-        let policy = OpenPolicy {
-            allow_any: self.allow_any_path,
-            allowed_dirs: self.allow_path.clone(),
-            ..Default::default()
-        };
+        let policy =
+            OpenPolicy { allow_any: self.allow_any_path, allowed_dirs: self.allow_path.clone(), ..Default::default() };
         Ok(OpenOptions { format, policy })
     }
 
     /// Opens one disk image with these options.
     pub fn open(&self, path: &std::path::Path) -> anyhow::Result<Box<dyn BlockReader>> {
         let opts = self.options()?;
-        xva::backends::open(path, &opts)
-            .with_context(|| format!("cannot open disk {}", path.display()))
+        xva::backends::open(path, &opts).with_context(|| format!("cannot open disk {}", path.display()))
     }
 }

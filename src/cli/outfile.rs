@@ -26,58 +26,29 @@ impl PendingOutput {
     /// Checks `target` can be created (parent exists, no file there unless `overwrite`) and
     /// creates the temporary file next to it.
     pub fn create(target: &Path, overwrite: bool) -> anyhow::Result<PendingOutput> {
-        let name = target.file_name().ok_or_else(|| {
-            coded(
-                Exit::Output,
-                format!("output {} is not a file name", target.display()),
-            )
-        })?;
+        let name = target
+            .file_name()
+            .ok_or_else(|| coded(Exit::Output, format!("output {} is not a file name", target.display())))?;
         let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
         if !dir.is_dir() {
-            return Err(coded(
-                Exit::Output,
-                format!("output directory {} does not exist", dir.display()),
-            ));
+            return Err(coded(Exit::Output, format!("output directory {} does not exist", dir.display())));
         }
         if target.is_dir() {
-            return Err(coded(
-                Exit::Output,
-                format!("output {} is a directory", target.display()),
-            ));
+            return Err(coded(Exit::Output, format!("output {} is a directory", target.display())));
         }
         if !overwrite && target.symlink_metadata().is_ok() {
-            return Err(coded(
-                Exit::Output,
-                format!(
-                    "output {} exists; pass --force to replace it",
-                    target.display()
-                ),
-            ));
+            return Err(coded(Exit::Output, format!("output {} exists; pass --force to replace it", target.display())));
         }
-        let tmp = dir.join(format!(
-            ".{}.partial-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        let tmp = dir.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)
-            .map_err(|e| {
-                coded(
-                    Exit::Output,
-                    format!("cannot create {}: {e}", tmp.display()),
-                )
-            })?;
-        Ok(PendingOutput {
-            tmp,
-            target: target.to_path_buf(),
-            file: Some(file),
-            overwrite,
-        })
+            .map_err(|e| coded(Exit::Output, format!("cannot create {}: {e}", tmp.display())))?;
+        Ok(PendingOutput { tmp, target: target.to_path_buf(), file: Some(file), overwrite })
     }
 
     /// The open temporary file.
@@ -88,33 +59,21 @@ impl PendingOutput {
     /// Flushes the data to stable storage and moves the file to its final name.
     pub fn commit(mut self) -> anyhow::Result<()> {
         let file = self.file.take().expect("file is open until commit");
-        file.sync_all()
-            .map_err(|e| output_io_error(e, &self.target))?;
+        file.sync_all().map_err(|e| output_io_error(e, &self.target))?;
         drop(file);
         if self.overwrite {
-            std::fs::rename(&self.tmp, &self.target).with_context(|| {
-                format!(
-                    "cannot rename {} to {}",
-                    self.tmp.display(),
-                    self.target.display()
-                )
-            })?;
+            std::fs::rename(&self.tmp, &self.target)
+                .with_context(|| format!("cannot rename {} to {}", self.tmp.display(), self.target.display()))?;
         } else {
             // link(2) fails if the target appeared meanwhile: never clobber without --force.
             std::fs::hard_link(&self.tmp, &self.target).map_err(|e| {
                 if e.kind() == io::ErrorKind::AlreadyExists {
                     coded(
                         Exit::Output,
-                        format!(
-                            "output {} appeared while writing; pass --force to replace it",
-                            self.target.display()
-                        ),
+                        format!("output {} appeared while writing; pass --force to replace it", self.target.display()),
                     )
                 } else {
-                    coded(
-                        Exit::Output,
-                        format!("cannot create {}: {e}", self.target.display()),
-                    )
+                    coded(Exit::Output, format!("cannot create {}: {e}", self.target.display()))
                 }
             })?;
             let _ = std::fs::remove_file(&self.tmp);
@@ -137,16 +96,10 @@ pub fn output_io_error(e: io::Error, target: &Path) -> anyhow::Error {
     if e.raw_os_error() == Some(libc::ENOSPC) || e.kind() == io::ErrorKind::StorageFull {
         coded(
             Exit::Output,
-            format!(
-                "no space left on the device holding {} (ENOSPC); the partial file was removed",
-                target.display()
-            ),
+            format!("no space left on the device holding {} (ENOSPC); the partial file was removed", target.display()),
         )
     } else {
-        coded(
-            Exit::Output,
-            format!("cannot write {}: {e}", target.display()),
-        )
+        coded(Exit::Output, format!("cannot write {}: {e}", target.display()))
     }
 }
 
@@ -164,17 +117,10 @@ mod tests {
         assert!(!t.exists());
         p.commit().unwrap();
         assert_eq!(std::fs::read(&t).unwrap(), b"x");
-        assert!(
-            PendingOutput::create(&t, false).is_err(),
-            "no overwrite without force"
-        );
+        assert!(PendingOutput::create(&t, false).is_err(), "no overwrite without force");
         let p = PendingOutput::create(&t, true).unwrap();
         drop(p);
-        assert_eq!(
-            std::fs::read_dir(d.path()).unwrap().count(),
-            1,
-            "temporary file removed"
-        );
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1, "temporary file removed");
         assert!(PendingOutput::create(&d.path().join("nodir/out.xva"), false).is_err());
     }
 }

@@ -3,15 +3,7 @@
 /// Replaces control characters (escape sequences from a hostile VM name or path) with `?`,
 /// keeping newlines and tabs.
 pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                '?'
-            } else {
-                c
-            }
-        })
-        .collect()
+    s.chars().map(|c| if c.is_control() && c != '\n' && c != '\t' { '?' } else { c }).collect()
 }
 
 /// Bytes as a short human figure: `1.5 GiB`.

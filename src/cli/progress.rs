@@ -13,18 +13,12 @@ impl Bar {
     /// A bar for `total` bytes; `show` = false hides it whatever stderr is.
     pub fn new(total: u64, show: bool, what: &str) -> Bar {
         let visible = show && std::io::stderr().is_terminal();
-        let target = if visible {
-            ProgressDrawTarget::stderr_with_hz(4)
-        } else {
-            ProgressDrawTarget::hidden()
-        };
+        let target = if visible { ProgressDrawTarget::stderr_with_hz(4) } else { ProgressDrawTarget::hidden() };
         let bar = ProgressBar::with_draw_target(Some(total), target);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            )
-            .expect("static template is valid")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
+                .expect("static template is valid")
+                .progress_chars("=> "),
         );
         bar.set_message(what.to_string());
         Bar { bar }

@@ -42,21 +42,12 @@ pub enum Boot {
 impl Boot {
     /// HVM with BIOS, booting from disk then CD.
     pub fn hvm_bios() -> Boot {
-        Boot::Hvm {
-            firmware: Firmware::Bios,
-            secure_boot: false,
-            order: "cd".into(),
-        }
+        Boot::Hvm { firmware: Firmware::Bios, secure_boot: false, order: "cd".into() }
     }
 
     /// PV through pygrub.
     pub fn pv_pygrub(args: impl Into<String>) -> Boot {
-        Boot::Pv {
-            bootloader: "pygrub".into(),
-            kernel: String::new(),
-            ramdisk: String::new(),
-            args: args.into(),
-        }
+        Boot::Pv { bootloader: "pygrub".into(), kernel: String::new(), ramdisk: String::new(), args: args.into() }
     }
 
     /// True for HVM.
@@ -132,12 +123,7 @@ pub struct Memory {
 impl Memory {
     /// A fixed memory size: all four values equal.
     pub fn fixed(bytes: u64) -> Memory {
-        Memory {
-            static_min: bytes,
-            dynamic_min: bytes,
-            dynamic_max: bytes,
-            static_max: bytes,
-        }
+        Memory { static_min: bytes, dynamic_min: bytes, dynamic_max: bytes, static_max: bytes }
     }
 }
 
@@ -211,10 +197,7 @@ pub const CD_USERDEVICE: u32 = 3;
 impl VmSpec {
     /// Userdevices for `n` disks: 0, 1, 2, then 4, 5, … when slot 3 holds the CD.
     pub fn userdevices(n: usize, cdrom: bool) -> Vec<u32> {
-        (0u32..)
-            .filter(|&u| !(cdrom && u == CD_USERDEVICE))
-            .take(n)
-            .collect()
+        (0u32..).filter(|&u| !(cdrom && u == CD_USERDEVICE)).take(n).collect()
     }
 
     /// Checks what xapi would refuse at import or at VM.start.
@@ -224,29 +207,20 @@ impl VmSpec {
         if m.static_max == 0 {
             return e("memory must be larger than 0".into());
         }
-        if !(m.static_min <= m.dynamic_min
-            && m.dynamic_min <= m.dynamic_max
-            && m.dynamic_max <= m.static_max)
-        {
+        if !(m.static_min <= m.dynamic_min && m.dynamic_min <= m.dynamic_max && m.dynamic_max <= m.static_max) {
             return e(format!(
                 "memory constraints violated: need static_min ({}) <= dynamic_min ({}) <= dynamic_max ({}) <= static_max ({})",
                 m.static_min, m.dynamic_min, m.dynamic_max, m.static_max
             ));
         }
-        if self.vcpus_max == 0
-            || self.vcpus_at_startup == 0
-            || self.vcpus_at_startup > self.vcpus_max
-        {
+        if self.vcpus_max == 0 || self.vcpus_at_startup == 0 || self.vcpus_at_startup > self.vcpus_max {
             return e(format!(
                 "need 1 <= vCPUs at startup ({}) <= vCPUs max ({})",
                 self.vcpus_at_startup, self.vcpus_max
             ));
         }
         if self.disks.len() > MAX_DISKS {
-            return e(format!(
-                "{} disks; a VM can have at most {MAX_DISKS}",
-                self.disks.len()
-            ));
+            return e(format!("{} disks; a VM can have at most {MAX_DISKS}", self.disks.len()));
         }
         let mut used: Vec<u32> = self.disks.iter().map(|d| d.userdevice).collect();
         if self.cdrom {
@@ -266,10 +240,7 @@ impl VmSpec {
             }
         }
         if self.vifs.len() > 16 {
-            return e(format!(
-                "{} network interfaces; at most 16",
-                self.vifs.len()
-            ));
+            return e(format!("{} network interfaces; at most 16", self.vifs.len()));
         }
         for v in &self.vifs {
             if let Some(mac) = &v.mac {
@@ -285,10 +256,7 @@ impl VmSpec {
 /// True for `aa:bb:cc:dd:ee:ff` (hex digits, any case).
 pub fn is_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// The VDI id of disk `i`; ids sort bytewise in disk order.
@@ -309,11 +277,7 @@ pub fn ova_xml(vm: &VmSpec) -> Result<String, SpecError> {
 }
 
 fn obj(class: &str, id: &str, snapshot: Vec<(&str, Value)>) -> Value {
-    Value::record([
-        ("class", Value::str(class)),
-        ("id", Value::str(id)),
-        ("snapshot", Value::record(snapshot)),
-    ])
+    Value::record([("class", Value::str(class)), ("id", Value::str(id)), ("snapshot", Value::record(snapshot))])
 }
 
 fn ova_value(vm: &VmSpec) -> Value {
@@ -330,16 +294,10 @@ fn ova_value(vm: &VmSpec) -> Value {
     ]);
     let vm_id = "Ref:0";
     let sr_id = "Ref:1";
-    let vbd_ids: Vec<String> = (0..vm.disks.len())
-        .map(|i| format!("Ref:vbd{i:03}"))
-        .collect();
+    let vbd_ids: Vec<String> = (0..vm.disks.len()).map(|i| format!("Ref:vbd{i:03}")).collect();
     let cd_id = "Ref:cd";
-    let vif_ids: Vec<String> = (0..vm.vifs.len())
-        .map(|i| format!("Ref:vif{i:02}"))
-        .collect();
-    let net_ids: Vec<String> = (0..vm.vifs.len())
-        .map(|i| format!("Ref:net{i:02}"))
-        .collect();
+    let vif_ids: Vec<String> = (0..vm.vifs.len()).map(|i| format!("Ref:vif{i:02}")).collect();
+    let net_ids: Vec<String> = (0..vm.vifs.len()).map(|i| format!("Ref:net{i:02}")).collect();
 
     let mut all_vbds = vbd_ids.clone();
     if vm.cdrom {
@@ -351,22 +309,11 @@ fn ova_value(vm: &VmSpec) -> Value {
         objects.push(obj(
             "VBD",
             &vbd_ids[i],
-            vbd_snapshot(
-                vm_id,
-                &vdi_id(i),
-                d.userdevice,
-                d.bootable,
-                !d.read_only,
-                false,
-            ),
+            vbd_snapshot(vm_id, &vdi_id(i), d.userdevice, d.bootable, !d.read_only, false),
         ));
     }
     if vm.cdrom {
-        objects.push(obj(
-            "VBD",
-            cd_id,
-            vbd_snapshot(vm_id, NULL, CD_USERDEVICE, false, false, true),
-        ));
+        objects.push(obj("VBD", cd_id, vbd_snapshot(vm_id, NULL, CD_USERDEVICE, false, false, true)));
     }
     for (i, d) in vm.disks.iter().enumerate() {
         objects.push(obj("VDI", &vdi_id(i), vdi_snapshot(sr_id, &vbd_ids[i], d)));
@@ -413,34 +360,20 @@ fn int(n: u64) -> Value {
 }
 
 fn vm_snapshot(vm: &VmSpec, vbds: &[String], vifs: &[String]) -> Vec<(&'static str, Value)> {
-    let (pv_bootloader, pv_kernel, pv_ramdisk, pv_args, hvm_policy, hvm_params, domain_type) =
-        match &vm.boot {
-            Boot::Hvm {
-                firmware, order, ..
-            } => (
-                "",
-                "",
-                "",
-                "",
-                "BIOS order",
-                Value::string_map([("order", order.as_str()), ("firmware", firmware.as_str())]),
-                "hvm",
-            ),
-            Boot::Pv {
-                bootloader,
-                kernel,
-                ramdisk,
-                args,
-            } => (
-                bootloader.as_str(),
-                kernel.as_str(),
-                ramdisk.as_str(),
-                args.as_str(),
-                "",
-                Value::empty_map(),
-                "pv",
-            ),
-        };
+    let (pv_bootloader, pv_kernel, pv_ramdisk, pv_args, hvm_policy, hvm_params, domain_type) = match &vm.boot {
+        Boot::Hvm { firmware, order, .. } => (
+            "",
+            "",
+            "",
+            "",
+            "BIOS order",
+            Value::string_map([("order", order.as_str()), ("firmware", firmware.as_str())]),
+            "hvm",
+        ),
+        Boot::Pv { bootloader, kernel, ramdisk, args } => {
+            (bootloader.as_str(), kernel.as_str(), ramdisk.as_str(), args.as_str(), "", Value::empty_map(), "pv")
+        }
+    };
     let p = &vm.platform;
     let flag = |b: bool| if b { "true" } else { "false" };
     let mut platform: Vec<(String, String)> = vec![
@@ -453,12 +386,7 @@ fn vm_snapshot(vm: &VmSpec, vbds: &[String], vifs: &[String]) -> Vec<(&'static s
     if let Some(t) = p.timeoffset {
         platform.push(("timeoffset".into(), t.to_string()));
     }
-    if let Boot::Hvm {
-        firmware: Firmware::Uefi,
-        secure_boot,
-        ..
-    } = &vm.boot
-    {
+    if let Boot::Hvm { firmware: Firmware::Uefi, secure_boot, .. } = &vm.boot {
         platform.push(("secureboot".into(), flag(*secure_boot).into()));
     }
     for (k, v) in &p.extra {
@@ -517,10 +445,7 @@ fn vm_snapshot(vm: &VmSpec, vbds: &[String], vifs: &[String]) -> Vec<(&'static s
         ("parent", Value::str(NULL)),
         ("has_vendor_device", Value::Bool(false)),
         // "0:0" asks xapi for a fresh VM generation id (Windows uses it); none for PV.
-        (
-            "generation_id",
-            Value::str(if vm.boot.is_hvm() { "0:0" } else { "" }),
-        ),
+        ("generation_id", Value::str(if vm.boot.is_hvm() { "0:0" } else { "" })),
         ("domain_type", Value::str(domain_type)),
         ("NVRAM", Value::empty_map()),
     ]
@@ -546,24 +471,14 @@ fn vbd_snapshot(
         ("unpluggable", Value::Bool(cd)),
         ("storage_lock", Value::Bool(false)),
         ("empty", Value::Bool(cd)),
-        (
-            "other_config",
-            if cd {
-                Value::empty_map()
-            } else {
-                Value::string_map([("owner", "true")])
-            },
-        ),
+        ("other_config", if cd { Value::empty_map() } else { Value::string_map([("owner", "true")]) }),
         ("currently_attached", Value::Bool(false)),
         ("status_code", Value::Int(0)),
         ("status_detail", Value::str("")),
         ("runtime_properties", Value::empty_map()),
         ("qos_algorithm_type", Value::str("")),
         ("qos_algorithm_params", Value::empty_map()),
-        (
-            "qos_supported_algorithms",
-            Value::refs(Vec::<String>::new()),
-        ),
+        ("qos_supported_algorithms", Value::refs(Vec::<String>::new())),
         ("metrics", Value::str(NULL)),
     ]
 }
@@ -577,10 +492,7 @@ fn vdi_snapshot(sr: &str, vbd: &str, d: &DiskSpec) -> Vec<(&'static str, Value)>
         ("VBDs", Value::refs([vbd.to_string()])),
         ("virtual_size", int(d.virtual_size)),
         ("physical_utilisation", int(d.virtual_size)),
-        (
-            "type",
-            Value::str(if d.bootable { "system" } else { "user" }),
-        ),
+        ("type", Value::str(if d.bootable { "system" } else { "user" })),
         ("sharable", Value::Bool(false)),
         ("read_only", Value::Bool(d.read_only)),
         ("other_config", Value::empty_map()),
@@ -600,10 +512,7 @@ fn vif_snapshot(vm: &str, net: &str, v: &VifSpec) -> Vec<(&'static str, Value)> 
         ("device", Value::str(v.device.to_string())),
         ("network", Value::str(net)),
         ("VM", Value::str(vm)),
-        (
-            "MAC",
-            Value::str(v.mac.clone().unwrap_or_default().to_ascii_lowercase()),
-        ),
+        ("MAC", Value::str(v.mac.clone().unwrap_or_default().to_ascii_lowercase())),
         ("MAC_autogenerated", Value::Bool(v.mac.is_none())),
         ("MTU", Value::Int(1500)),
         ("other_config", Value::empty_map()),
@@ -613,10 +522,7 @@ fn vif_snapshot(vm: &str, net: &str, v: &VifSpec) -> Vec<(&'static str, Value)> 
         ("runtime_properties", Value::empty_map()),
         ("qos_algorithm_type", Value::str("")),
         ("qos_algorithm_params", Value::empty_map()),
-        (
-            "qos_supported_algorithms",
-            Value::refs(Vec::<String>::new()),
-        ),
+        ("qos_supported_algorithms", Value::refs(Vec::<String>::new())),
         ("metrics", Value::str(NULL)),
     ]
 }
@@ -633,11 +539,7 @@ mod tests {
             vcpus_max: 2,
             vcpus_at_startup: 2,
             boot: Boot::hvm_bios(),
-            platform: Platform {
-                nx: false,
-                viridian: true,
-                ..Default::default()
-            },
+            platform: Platform { nx: false, viridian: true, ..Default::default() },
             disks: VmSpec::userdevices(5, true)
                 .into_iter()
                 .enumerate()
@@ -688,28 +590,11 @@ mod tests {
         assert_eq!(platform.get("nx").unwrap().as_str(), Some("false"));
         assert_eq!(platform.get("viridian").unwrap().as_str(), Some("true"));
         assert_eq!(platform.get("acpi").unwrap().as_str(), Some("true"));
-        assert_eq!(
-            vm.get("HVM_boot_policy").unwrap().as_str(),
-            Some("BIOS order")
-        );
-        assert_eq!(
-            vm.get("HVM_boot_params")
-                .unwrap()
-                .get("firmware")
-                .unwrap()
-                .as_str(),
-            Some("bios")
-        );
+        assert_eq!(vm.get("HVM_boot_policy").unwrap().as_str(), Some("BIOS order"));
+        assert_eq!(vm.get("HVM_boot_params").unwrap().get("firmware").unwrap().as_str(), Some("bios"));
         assert_eq!(
             vm.get("VBDs"),
-            Some(&Value::refs([
-                "Ref:vbd000",
-                "Ref:vbd001",
-                "Ref:vbd002",
-                "Ref:vbd003",
-                "Ref:vbd004",
-                "Ref:cd"
-            ]))
+            Some(&Value::refs(["Ref:vbd000", "Ref:vbd001", "Ref:vbd002", "Ref:vbd003", "Ref:vbd004", "Ref:cd"]))
         );
     }
 
@@ -720,18 +605,12 @@ mod tests {
         assert_eq!(vdis.len(), 5);
         assert_eq!(vdis[4].get("virtual_size"), Some(&Value::Int(5)));
         let vbds = find(&v, "VBD");
-        let cd = vbds
-            .iter()
-            .find(|b| b.get("type").unwrap().as_str() == Some("CD"))
-            .unwrap();
+        let cd = vbds.iter().find(|b| b.get("type").unwrap().as_str() == Some("CD")).unwrap();
         assert_eq!(cd.get("VDI").unwrap().as_str(), Some(NULL));
         assert_eq!(cd.get("mode").unwrap().as_str(), Some("RO"));
         assert_eq!(cd.get("userdevice").unwrap().as_str(), Some("3"));
         assert_eq!(cd.get("empty"), Some(&Value::Bool(true)));
-        let boot = vbds
-            .iter()
-            .find(|b| b.get("userdevice").unwrap().as_str() == Some("0"))
-            .unwrap();
+        let boot = vbds.iter().find(|b| b.get("userdevice").unwrap().as_str() == Some("0")).unwrap();
         assert_eq!(boot.get("bootable"), Some(&Value::Bool(true)));
         // VDI ids sort bytewise in disk order even past 10 disks.
         let ids: Vec<String> = (0..12).map(vdi_id).collect();
@@ -753,29 +632,11 @@ mod tests {
         assert_eq!(s.get("PV_args").unwrap().as_str(), Some("console=hvc0"));
         assert_eq!(s.get("HVM_boot_policy").unwrap().as_str(), Some(""));
         assert_eq!(s.get("domain_type").unwrap().as_str(), Some("pv"));
-        vm.boot = Boot::Hvm {
-            firmware: Firmware::Uefi,
-            secure_boot: true,
-            order: "c".into(),
-        };
+        vm.boot = Boot::Hvm { firmware: Firmware::Uefi, secure_boot: true, order: "c".into() };
         let v = ova_value(&vm);
         let s = find(&v, "VM")[0];
-        assert_eq!(
-            s.get("HVM_boot_params")
-                .unwrap()
-                .get("firmware")
-                .unwrap()
-                .as_str(),
-            Some("uefi")
-        );
-        assert_eq!(
-            s.get("platform")
-                .unwrap()
-                .get("secureboot")
-                .unwrap()
-                .as_str(),
-            Some("true")
-        );
+        assert_eq!(s.get("HVM_boot_params").unwrap().get("firmware").unwrap().as_str(), Some("uefi"));
+        assert_eq!(s.get("platform").unwrap().get("secureboot").unwrap().as_str(), Some("true"));
     }
 
     #[test]

@@ -39,15 +39,8 @@ impl Value {
     }
 
     /// A string→string map (xapi's `(string -> string) map`).
-    pub fn string_map<K: Into<String>, V: Into<String>>(
-        members: impl IntoIterator<Item = (K, V)>,
-    ) -> Value {
-        Value::Struct(
-            members
-                .into_iter()
-                .map(|(k, v)| (k.into(), Value::String(v.into())))
-                .collect(),
-        )
+    pub fn string_map<K: Into<String>, V: Into<String>>(members: impl IntoIterator<Item = (K, V)>) -> Value {
+        Value::Struct(members.into_iter().map(|(k, v)| (k.into(), Value::String(v.into()))).collect())
     }
 
     /// An array of strings (a set of references).
@@ -106,9 +99,7 @@ impl Value {
                 escape_into(s, out);
                 out.push_str("</dateTime.iso8601></value>");
             }
-            Value::Struct(members) if members.is_empty() => {
-                out.push_str("<value><struct/></value>")
-            }
+            Value::Struct(members) if members.is_empty() => out.push_str("<value><struct/></value>"),
             Value::Struct(members) => {
                 out.push_str("<value><struct>");
                 for (k, v) in members {
@@ -120,9 +111,7 @@ impl Value {
                 }
                 out.push_str("</struct></value>");
             }
-            Value::Array(items) if items.is_empty() => {
-                out.push_str("<value><array><data/></array></value>")
-            }
+            Value::Array(items) if items.is_empty() => out.push_str("<value><array><data/></array></value>"),
             Value::Array(items) => {
                 out.push_str("<value><array><data>");
                 for v in items {
@@ -166,44 +155,20 @@ mod tests {
     #[test]
     fn scalars_are_written_the_way_xapi_reads_them() {
         assert_eq!(Value::str("").to_xml(), "<value/>");
-        assert_eq!(
-            Value::str("a & <b>").to_xml(),
-            "<value>a &amp; &lt;b&gt;</value>"
-        );
-        assert_eq!(
-            Value::str("bell\u{7}tab\t").to_xml(),
-            "<value>belltab\t</value>"
-        );
+        assert_eq!(Value::str("a & <b>").to_xml(), "<value>a &amp; &lt;b&gt;</value>");
+        assert_eq!(Value::str("bell\u{7}tab\t").to_xml(), "<value>belltab\t</value>");
         assert_eq!(Value::Int(-1).to_xml(), "<value>-1</value>");
-        assert_eq!(
-            Value::Bool(true).to_xml(),
-            "<value><boolean>1</boolean></value>"
-        );
-        assert_eq!(
-            Value::Bool(false).to_xml(),
-            "<value><boolean>0</boolean></value>"
-        );
-        assert_eq!(
-            Value::Double(1.0).to_xml(),
-            "<value><double>1</double></value>"
-        );
-        assert_eq!(
-            Value::Double(1.5).to_xml(),
-            "<value><double>1.5</double></value>"
-        );
+        assert_eq!(Value::Bool(true).to_xml(), "<value><boolean>1</boolean></value>");
+        assert_eq!(Value::Bool(false).to_xml(), "<value><boolean>0</boolean></value>");
+        assert_eq!(Value::Double(1.0).to_xml(), "<value><double>1</double></value>");
+        assert_eq!(Value::Double(1.5).to_xml(), "<value><double>1.5</double></value>");
     }
 
     #[test]
     fn containers() {
         assert_eq!(Value::empty_map().to_xml(), "<value><struct/></value>");
-        assert_eq!(
-            Value::refs(Vec::<String>::new()).to_xml(),
-            "<value><array><data/></array></value>"
-        );
-        let v = Value::record([
-            ("a", Value::refs(["Ref:1"])),
-            ("b", Value::string_map([("k", "v")])),
-        ]);
+        assert_eq!(Value::refs(Vec::<String>::new()).to_xml(), "<value><array><data/></array></value>");
+        let v = Value::record([("a", Value::refs(["Ref:1"])), ("b", Value::string_map([("k", "v")]))]);
         assert_eq!(
             v.to_xml(),
             "<value><struct><member><name>a</name><value><array><data><value>Ref:1</value></data></array></value></member>\

@@ -44,13 +44,8 @@ impl RawReader {
 
     /// `lseek(fd, offset, whence)`; `None` when no data (SEEK_DATA) follows `offset` (ENXIO).
     fn seek(&self, offset: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
-        let file = self
-            .src
-            .as_file()
-            .expect("holes are only looked for in files")
-            .file();
-        let off = libc::off_t::try_from(offset)
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let file = self.src.as_file().expect("holes are only looked for in files").file();
+        let off = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: lseek takes a valid open fd (owned by `file`, alive for the call) and plain
         // integers; it touches no memory of ours.
         let r = unsafe { libc::lseek(file.as_raw_fd(), off, whence) };
@@ -82,39 +77,22 @@ impl BlockReader for RawReader {
         let size = self.src.len();
         let end = offset.saturating_add(max_len).min(size);
         if offset >= end {
-            return Err(Error::new(
-                crate::ErrorKind::OutOfBounds,
-                format!("status query at {offset} past the end"),
-            )
-            .with_path(self.path()));
+            return Err(Error::new(crate::ErrorKind::OutOfBounds, format!("status query at {offset} past the end"))
+                .with_path(self.path()));
         }
-        let data = Extent {
-            start: offset,
-            len: end - offset,
-            alloc: Allocation::Data,
-        };
+        let data = Extent { start: offset, len: end - offset, alloc: Allocation::Data };
         if !self.holes {
             return Ok(data);
         }
         let status = (|| -> io::Result<Extent> {
             match self.seek(offset, libc::SEEK_DATA)? {
-                None => Ok(Extent {
-                    start: offset,
-                    len: end - offset,
-                    alloc: Allocation::Zero { explicit: false },
-                }),
-                Some(d) if d > offset => Ok(Extent {
-                    start: offset,
-                    len: d.min(end) - offset,
-                    alloc: Allocation::Zero { explicit: false },
-                }),
+                None => Ok(Extent { start: offset, len: end - offset, alloc: Allocation::Zero { explicit: false } }),
+                Some(d) if d > offset => {
+                    Ok(Extent { start: offset, len: d.min(end) - offset, alloc: Allocation::Zero { explicit: false } })
+                }
                 Some(_) => {
                     let h = self.seek(offset, libc::SEEK_HOLE)?.unwrap_or(size);
-                    Ok(Extent {
-                        start: offset,
-                        len: h.clamp(offset + 1, end) - offset,
-                        alloc: Allocation::Data,
-                    })
+                    Ok(Extent { start: offset, len: h.clamp(offset + 1, end) - offset, alloc: Allocation::Data })
                 }
             }
         })();
@@ -122,18 +100,14 @@ impl BlockReader for RawReader {
             Ok(e) => Ok(e),
             // A file system without hole support: everything is data.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(data),
-            Err(e) => Err(Error::io("looking for holes (SEEK_DATA/SEEK_HOLE)", e)
-                .at(offset)
-                .with_path(self.path())),
+            Err(e) => Err(Error::io("looking for holes (SEEK_DATA/SEEK_HOLE)", e).at(offset).with_path(self.path())),
         }
     }
 
     fn read_layer(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        self.src.read_exact_at(buf, offset).map_err(|e| {
-            Error::io(format!("reading {} bytes", buf.len()), e)
-                .at(offset)
-                .with_path(self.path())
-        })
+        self.src
+            .read_exact_at(buf, offset)
+            .map_err(|e| Error::io(format!("reading {} bytes", buf.len()), e).at(offset).with_path(self.path()))
     }
 
     fn details(&self) -> Vec<(String, String)> {

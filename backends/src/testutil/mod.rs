@@ -35,43 +35,22 @@ pub static MEM_FORMAT: Format = Format {
     name: "mem",
     description: "in-memory test layer",
     probe: |_| crate::probe::Confidence::NO,
-    open: |_, _| {
-        Err(Error::unsupported(
-            "in-memory layers cannot be opened from files",
-        ))
-    },
+    open: |_, _| Err(Error::unsupported("in-memory layers cannot be opened from files")),
 };
 
 impl MemLayer {
     /// A layer of `size` bytes described by `segs`.
-    pub fn new(
-        size: u64,
-        fill: u8,
-        segs: &[(u64, u64, Layer)],
-        parent: Option<Box<dyn BlockReader>>,
-    ) -> MemLayer {
-        MemLayer {
-            size,
-            fill,
-            segs: segs.to_vec(),
-            parent,
-            broken: false,
-            path: PathBuf::from("mem"),
-        }
+    pub fn new(size: u64, fill: u8, segs: &[(u64, u64, Layer)], parent: Option<Box<dyn BlockReader>>) -> MemLayer {
+        MemLayer { size, fill, segs: segs.to_vec(), parent, broken: false, path: PathBuf::from("mem") }
     }
 
     /// A layer whose `block_status` answers with an empty range (a driver bug).
     pub fn broken(size: u64) -> MemLayer {
-        MemLayer {
-            broken: true,
-            ..MemLayer::new(size, 0, &[], None)
-        }
+        MemLayer { broken: true, ..MemLayer::new(size, 0, &[], None) }
     }
 
     fn seg(&self, offset: u64) -> Option<&(u64, u64, Layer)> {
-        self.segs
-            .iter()
-            .find(|(s, l, _)| *s <= offset && offset < s + l)
+        self.segs.iter().find(|(s, l, _)| *s <= offset && offset < s + l)
     }
 }
 
@@ -87,25 +66,15 @@ impl BlockReader for MemLayer {
     }
     fn block_status(&self, offset: u64, max_len: u64) -> Result<Extent> {
         if self.broken {
-            return Ok(Extent {
-                start: offset,
-                len: 0,
-                alloc: Allocation::Data,
-            });
+            return Ok(Extent { start: offset, len: 0, alloc: Allocation::Data });
         }
-        let (s, l, k) = *self
-            .seg(offset)
-            .ok_or_else(|| Error::corrupt("no segment"))?;
+        let (s, l, k) = *self.seg(offset).ok_or_else(|| Error::corrupt("no segment"))?;
         let alloc = match k {
             Layer::Data => Allocation::Data,
             Layer::Zero => Allocation::Zero { explicit: true },
             Layer::Unalloc => Allocation::Unallocated,
         };
-        Ok(Extent {
-            start: offset,
-            len: (s + l - offset).min(max_len),
-            alloc,
-        })
+        Ok(Extent { start: offset, len: (s + l - offset).min(max_len), alloc })
     }
     fn read_layer(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         match self.seg(offset) {
