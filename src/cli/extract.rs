@@ -1,15 +1,177 @@
-//! `xva extract` (in progress).
+//! `xva extract`: write one disk of an XVA out as a sparse raw image, rebuilt exactly as
+//! xapi's importer would write it.
+//!
+//! The disk is written to a temporary file in the target directory, sized to `virtual_size`
+//! with `set_len` (so omitted chunks and all-zero chunk contents stay holes), filled with
+//! positional writes, synced and renamed over the final name only when the whole XVA verified
+//! without an E violation. On any failure the temporary file is removed and nothing is left
+//! under the final name.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
 
 use clap::Args as ClapArgs;
-use std::path::PathBuf;
+
+use xva::xva::reader::{DiskRange, ImportVisitor, StreamedVdi};
+use xva::xva::validate::{self, VerifyOptions};
+
+use super::exit::{coded, Exit};
+use super::output::sanitize;
+use super::verify::{finding_line, hex, verify_error};
 
 /// Write a disk of an XVA file out as a sparse raw image.
 #[derive(ClapArgs, Debug)]
 pub struct Args {
     /// The XVA file (plain, gzip- or zstd-compressed).
     pub file: PathBuf,
+    /// Which disk, in xapi's read order (0 = first; `xva verify` lists them).
+    #[arg(long, default_value_t = 0)]
+    pub disk: usize,
+    /// The raw image to write.
+    #[arg(short = 'o', long = "output", value_name = "DISK.raw")]
+    pub output: PathBuf,
+    /// Replace the output if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<super::exit::Exit> {
-    anyhow::bail!("xva extract is not implemented yet")
+/// Removes the temporary file unless disarmed.
+struct TempGuard {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes one disk's ranges into a file; all-zero data is left as holes.
+struct DiskWriter<'a> {
+    want: usize,
+    file: &'a File,
+    size: Option<u64>,
+    seen: bool,
+}
+
+impl ImportVisitor for DiskWriter<'_> {
+    fn begin_disk(&mut self, disk: usize, vdi: &StreamedVdi) -> io::Result<()> {
+        if disk == self.want {
+            self.file.set_len(vdi.virtual_size)?;
+            self.size = Some(vdi.virtual_size);
+            self.seen = true;
+        }
+        Ok(())
+    }
+
+    fn range(&mut self, range: DiskRange<'_>) -> io::Result<()> {
+        let DiskRange::Data { disk, offset, bytes } = range else {
+            return Ok(()); // zero gaps stay holes
+        };
+        let Some(size) = self.size.filter(|_| disk == self.want) else {
+            return Ok(());
+        };
+        // Bytes past virtual_size (an overrun) are not part of the disk.
+        let n = size.saturating_sub(offset).min(bytes.len() as u64) as usize;
+        let mut i = 0;
+        // Write only the non-zero 4 KiB blocks so zero content stays sparse.
+        const B: usize = 4096;
+        while i < n {
+            let into = ((offset + i as u64) % B as u64) as usize;
+            let end = (i + B - into).min(n);
+            let part = &bytes[i..end];
+            if part.iter().any(|&b| b != 0) {
+                self.file.write_all_at(part, offset + i as u64)?;
+            }
+            i = end;
+        }
+        Ok(())
+    }
+
+    fn end_disk(&mut self, disk: usize, _written: u64) -> io::Result<()> {
+        if disk == self.want {
+            self.size = None;
+        }
+        Ok(())
+    }
+}
+
+fn temp_path(out: &Path) -> PathBuf {
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dir.join(format!(".{name}.xva-extract.{}", std::process::id()))
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let out = &args.output;
+    if out.is_dir() {
+        return Err(coded(Exit::Output, format!("{} is a directory", out.display())));
+    }
+    if !args.force && out.symlink_metadata().is_ok() {
+        return Err(coded(Exit::Output, format!("{} exists; use --force to replace it", out.display())));
+    }
+    let tmp = temp_path(out);
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| coded(Exit::Output, format!("cannot create {}: {e}", tmp.display())))?;
+    let mut guard = TempGuard { path: tmp.clone(), armed: true };
+    let mut writer = DiskWriter { want: args.disk, file: &file, size: None, seen: false };
+    let input =
+        File::open(&args.file).map_err(|e| coded(Exit::Input, format!("cannot open {}: {e}", args.file.display())))?;
+    let report = validate::verify_with_visitor(
+        io::BufReader::with_capacity(1 << 20, input),
+        &VerifyOptions { compute_sha256: true },
+        &mut writer,
+    );
+    let report = match report {
+        Ok(r) => r,
+        Err(validate::VerifyError::Visitor(e)) => {
+            return Err(coded(Exit::Output, format!("writing {}: {e}", tmp.display())))
+        }
+        Err(e) => return Err(verify_error(e, &args.file)),
+    };
+    for f in &report.violations {
+        eprintln!("{}", finding_line(f));
+    }
+    if report.errors().next().is_some() {
+        return Err(coded(
+            Exit::Verify,
+            format!("{}: xapi would reject this XVA (see the E findings above); nothing written", args.file.display()),
+        ));
+    }
+    let Some(disk) = report.disks.get(args.disk).filter(|_| writer.seen) else {
+        return Err(coded(
+            Exit::Usage,
+            format!("--disk {}: the file streams {} disk(s)", args.disk, report.disks.len()),
+        ));
+    };
+    if !disk.complete {
+        return Err(coded(Exit::Verify, format!("disk {} is incomplete; nothing written", args.disk)));
+    }
+    file.sync_all().map_err(|e| coded(Exit::Output, format!("syncing {}: {e}", tmp.display())))?;
+    drop(file);
+    if !args.force && out.symlink_metadata().is_ok() {
+        return Err(coded(Exit::Output, format!("{} appeared meanwhile; use --force to replace it", out.display())));
+    }
+    std::fs::rename(&tmp, out).map_err(|e| coded(Exit::Output, format!("renaming to {}: {e}", out.display())))?;
+    guard.armed = false;
+    eprintln!(
+        "wrote {} ({} bytes, sha256 {}){}",
+        sanitize(&out.display().to_string()),
+        disk.virtual_size,
+        disk.sha256.map(|s| hex(&s)).unwrap_or_default(),
+        if report.corruptions().next().is_some() {
+            "; note: the C findings above mean xapi would import a damaged disk, and so is this one"
+        } else {
+            ""
+        }
+    );
+    Ok(Exit::Success)
 }
