@@ -1,1 +1,24 @@
-//! Guest definitions (in progress).
+//! Guest definitions: xm/xend, xl, SXP, VMware `.vmx`, OVF/OVA → one [`Guest`] model.
+//!
+//! ```text
+//!   /etc/xen/web01 ─┐
+//!   web01.cfg (xl) ─┤  detect   parse (pure, &str/&[u8] in)      load (the only I/O)
+//!   config.sxp     ─┼────────►  xm / xl / sxp / vmx / ovf  ──►  Guest ──► resolve disk paths,
+//!   web01.vmx      ─┤                                              --path-map, OVA members,
+//!   web01.ovf/.ova ─┘                                              missing files (all at once)
+//! ```
+//!
+//! Spec: `guest-configs.md` (shared specs); user-facing summary in `docs/guest-configs.md`.
+
+pub mod error;
+pub mod model;
+pub mod osmap;
+pub mod pyeval;
+pub mod sxp;
+pub mod vmx;
+pub mod xen;
+pub mod xl;
+pub mod xm;
+
+pub use error::{ErrorKind, GuestError};
+pub use model::*;
