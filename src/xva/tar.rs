@@ -84,7 +84,7 @@ mod tests {
         assert_eq!(&h[..17], b"Ref:d000/00000000");
         assert_eq!(&h[124..136], b"00004000000\0");
         assert_eq!(h[156], b'0');
-        assert_eq!(&h[257..265], b"ustar\000");
+        assert_eq!(&h[257..265], b"ustar\x0000");
         let stored = u32::from_str_radix(std::str::from_utf8(&h[148..154]).unwrap(), 8).unwrap();
         let mut copy = h;
         copy[148..156].fill(b' ');
