@@ -6,3 +6,5 @@ mod util;
 mod convert;
 // xva info / xva map against qemu-img (the oracle), raw images
 mod qemu_oracle;
+// xva verify / xva extract: validator exit codes and messages, sparse extraction, round trips
+mod validate;
