@@ -452,14 +452,16 @@ impl<R: Read> XvaReader<R> {
     /// kept bytes and whether everything was kept.
     pub fn read_data_to_vec(&mut self, limit: u64) -> Result<(Vec<u8>, bool), TarError> {
         let keep = self.remaining.min(limit);
-        let mut v = vec![0u8; keep as usize];
-        let mut filled = 0;
-        while filled < v.len() {
-            let n = self.read_data(&mut v[filled..])?;
+        // Grow as data arrives: a header may claim far more than the input holds.
+        let mut v = Vec::with_capacity(keep.min(READ_CHUNK as u64) as usize);
+        let mut buf = [0u8; 8192];
+        while (v.len() as u64) < keep {
+            let want = (keep - v.len() as u64).min(buf.len() as u64) as usize;
+            let n = self.read_data(&mut buf[..want])?;
             if n == 0 {
                 break;
             }
-            filled += n;
+            v.extend_from_slice(&buf[..n]);
         }
         let all = self.remaining == 0;
         let rest = self.remaining;
@@ -1052,7 +1054,8 @@ pub fn import_loop<R: Read>(
                     format!("chunk counter {suffix:?} is not an integer"),
                 ));
             };
-            if !warned_width && !(suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_digit())) {
+            let eight_digits = suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_digit());
+            if !warned_width && !eight_digits {
                 warned_width = true;
                 findings.push(Finding::new(
                     Severity::Warning,

@@ -154,43 +154,22 @@ pub struct Parsed {
 pub fn parse(input: &[u8]) -> Result<Parsed, ParseError> {
     let text = match std::str::from_utf8(input) {
         Ok(t) => t,
-        Err(e) => {
-            return Err(ParseError {
-                offset: e.valid_up_to(),
-                kind: ParseErrorKind::NotUtf8,
-            })
-        }
+        Err(e) => return Err(ParseError { offset: e.valid_up_to(), kind: ParseErrorKind::NotUtf8 }),
     };
     parse_str(text)
 }
 
 /// Parses a complete XML-RPC `<value>` document from text.
 pub fn parse_str(text: &str) -> Result<Parsed, ParseError> {
-    let mut p = Parser {
-        lx: Lexer::new(text)?,
-        notes: Vec::new(),
-        path: Vec::new(),
-        depth: 0,
-    };
+    let mut p = Parser { lx: Lexer::new(text)?, notes: Vec::new(), path: Vec::new(), depth: 0 };
     let value = p.value()?;
     if p.lx.has_trailing_content() {
-        p.notes.push(Note {
-            offset: p.lx.pos,
-            path: Vec::new(),
-            kind: NoteKind::TrailingContent,
-        });
+        p.notes.push(Note { offset: p.lx.pos, path: Vec::new(), kind: NoteKind::TrailingContent });
     }
     if p.lx.saw_doctype {
-        p.notes.push(Note {
-            offset: 0,
-            path: Vec::new(),
-            kind: NoteKind::Doctype,
-        });
+        p.notes.push(Note { offset: 0, path: Vec::new(), kind: NoteKind::Doctype });
     }
-    Ok(Parsed {
-        value,
-        notes: p.notes,
-    })
+    Ok(Parsed { value, notes: p.notes })
 }
 
 /// OCaml's `Int64.of_string`: optional `-`/`+`, optional `0x`/`0o`/`0b`/`0u` prefix, digits and
@@ -223,9 +202,7 @@ pub fn ocaml_int64_of_string(s: &str) -> Option<i64> {
             continue;
         }
         let d = (c as char).to_digit(radix)?;
-        acc = acc
-            .checked_mul(u64::from(radix))?
-            .checked_add(u64::from(d))?;
+        acc = acc.checked_mul(u64::from(radix))?.checked_add(u64::from(d))?;
     }
     if signed_dec {
         let limit = if neg { 1u64 << 63 } else { (1u64 << 63) - 1 };
@@ -289,9 +266,7 @@ impl<'a> Lexer<'a> {
         if lx.rest().starts_with('\u{feff}') {
             lx.pos += '\u{feff}'.len_utf8();
         }
-        if lx.rest().starts_with("<?xml")
-            && lx.rest()[5..].starts_with(|c: char| c.is_ascii_whitespace() || c == '?')
-        {
+        if lx.rest().starts_with("<?xml") && lx.rest()[5..].starts_with(|c: char| c.is_ascii_whitespace() || c == '?') {
             lx.xml_decl()?;
         }
         Ok(lx)
@@ -349,8 +324,7 @@ impl<'a> Lexer<'a> {
                     let enc = v.split(q).next().unwrap_or("");
                     let lower = enc.to_ascii_lowercase();
                     if !matches!(lower.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii") {
-                        return self
-                            .err(start, ParseErrorKind::UnsupportedEncoding(enc.to_string()));
+                        return self.err(start, ParseErrorKind::UnsupportedEncoding(enc.to_string()));
                     }
                 }
             }
@@ -426,8 +400,7 @@ impl<'a> Lexer<'a> {
             }
             if r.starts_with("<!--") {
                 self.comment()?;
-            } else if r.starts_with("<![CDATA[") {
-                let body = &r[9..];
+            } else if let Some(body) = r.strip_prefix("<![CDATA[") {
                 let Some(end) = body.find("]]>") else {
                     return self.err(self.pos, ParseErrorKind::UnexpectedEof);
                 };
@@ -485,10 +458,7 @@ impl<'a> Lexer<'a> {
         let at = self.pos;
         let r = self.rest();
         let Some(end) = r[..r.len().min(64)].find(';') else {
-            return self.err(
-                at,
-                ParseErrorKind::BadReference(r.chars().skip(1).take(16).collect()),
-            );
+            return self.err(at, ParseErrorKind::BadReference(r.chars().skip(1).take(16).collect()));
         };
         let name = &r[1..end];
         let c = match name {
@@ -503,9 +473,7 @@ impl<'a> Lexer<'a> {
                         .ok()
                         .filter(|_| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
                 } else if let Some(d) = name.strip_prefix('#') {
-                    d.parse::<u32>()
-                        .ok()
-                        .filter(|_| d.bytes().all(|b| b.is_ascii_digit()))
+                    d.parse::<u32>().ok().filter(|_| d.bytes().all(|b| b.is_ascii_digit()))
                 } else {
                     None
                 };
@@ -538,10 +506,7 @@ impl<'a> Lexer<'a> {
     fn pi(&mut self) -> Result<(), ParseError> {
         let at = self.pos;
         let r = self.rest();
-        let target_end = r[2..]
-            .find(|c: char| c.is_ascii_whitespace() || c == '?')
-            .map(|i| i + 2)
-            .unwrap_or(r.len());
+        let target_end = r[2..].find(|c: char| c.is_ascii_whitespace() || c == '?').map(|i| i + 2).unwrap_or(r.len());
         let target = &r[2..target_end];
         if target.is_empty() || !is_name(target) {
             return self.syntax(at, "bad processing instruction");
@@ -584,10 +549,8 @@ impl<'a> Lexer<'a> {
     fn start_tag(&mut self) -> Result<Signal, ParseError> {
         let at = self.pos;
         let r = self.rest();
-        let name_end = r[1..]
-            .find(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/')
-            .map(|i| i + 1)
-            .unwrap_or(r.len());
+        let name_end =
+            r[1..].find(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/').map(|i| i + 1).unwrap_or(r.len());
         let name = &r[1..name_end];
         if !is_name(name) {
             return self.syntax(at, "bad element name");
@@ -686,13 +649,7 @@ impl<'a> Lexer<'a> {
         let name = r[2..gt].trim_end_matches([' ', '\t', '\n', '\r']);
         let open = self.stack.last().cloned().unwrap_or_default();
         if name != open {
-            return self.err(
-                at,
-                ParseErrorKind::MismatchedEndTag {
-                    open,
-                    found: name.to_string(),
-                },
-            );
+            return self.err(at, ParseErrorKind::MismatchedEndTag { open, found: name.to_string() });
         }
         self.pos += gt + 1;
         self.close_current();
@@ -744,22 +701,12 @@ fn describe(sig: &Signal) -> String {
 
 impl Parser<'_> {
     fn unexpected<T>(&self, offset: usize, got: String, expected: &str) -> Result<T, ParseError> {
-        Err(ParseError {
-            offset,
-            kind: ParseErrorKind::Unexpected {
-                got,
-                expected: expected.to_string(),
-            },
-        })
+        Err(ParseError { offset, kind: ParseErrorKind::Unexpected { got, expected: expected.to_string() } })
     }
 
     fn note(&mut self, offset: usize, kind: NoteKind) {
         if self.notes.len() < 10_000 {
-            self.notes.push(Note {
-                offset,
-                path: self.path.clone(),
-                kind,
-            });
+            self.notes.push(Note { offset, path: self.path.clone(), kind });
         }
     }
 
@@ -811,10 +758,7 @@ impl Parser<'_> {
             Some(_) => Ok(false),
             None => {
                 let at = self.lx.offset();
-                Err(ParseError {
-                    offset: at,
-                    kind: ParseErrorKind::UnexpectedEof,
-                })
+                Err(ParseError { offset: at, kind: ParseErrorKind::UnexpectedEof })
             }
         }
     }
@@ -822,10 +766,7 @@ impl Parser<'_> {
     fn enter(&mut self, at: usize) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(ParseError {
-                offset: at,
-                kind: ParseErrorKind::TooDeep,
-            });
+            return Err(ParseError { offset: at, kind: ParseErrorKind::TooDeep });
         }
         Ok(())
     }
@@ -868,12 +809,7 @@ impl Parser<'_> {
                 "string" | "value" => Value::String(String::new()),
                 "array" => Value::Array(Vec::new()),
                 "struct" => Value::Struct(Vec::new()),
-                "nil" => {
-                    return Err(ParseError {
-                        offset: at,
-                        kind: ParseErrorKind::UnsupportedType(tag),
-                    })
-                }
+                "nil" => return Err(ParseError { offset: at, kind: ParseErrorKind::UnsupportedType(tag) }),
                 _ => return self.unexpected(at, format!("empty <{tag}>"), "a non-empty element"),
             }
         } else {
@@ -889,10 +825,7 @@ impl Parser<'_> {
                 let (dat, d) = self.get_data()?;
                 match ocaml_int64_of_string(&d) {
                     Some(i) => Ok(Value::Int(i)),
-                    None => Err(ParseError {
-                        offset: dat,
-                        kind: ParseErrorKind::BadInt(d),
-                    }),
+                    None => Err(ParseError { offset: dat, kind: ParseErrorKind::BadInt(d) }),
                 }
             }
             "boolean" => {
@@ -906,10 +839,7 @@ impl Parser<'_> {
                 let (dat, d) = self.get_data()?;
                 match ocaml_float_of_string(&d) {
                     Some(f) => Ok(Value::Double(f)),
-                    None => Err(ParseError {
-                        offset: dat,
-                        kind: ParseErrorKind::BadDouble(d),
-                    }),
+                    None => Err(ParseError { offset: dat, kind: ParseErrorKind::BadDouble(d) }),
                 }
             }
             "string" => {
@@ -963,10 +893,7 @@ impl Parser<'_> {
                 }
                 Ok(Value::Struct(members))
             }
-            "nil" | "base64" => Err(ParseError {
-                offset: at,
-                kind: ParseErrorKind::UnsupportedType(tag.to_string()),
-            }),
+            "nil" | "base64" => Err(ParseError { offset: at, kind: ParseErrorKind::UnsupportedType(tag.to_string()) }),
             _ => self.unexpected(
                 at,
                 format!("<{tag}>"),
@@ -1001,10 +928,7 @@ mod tests {
         assert_eq!(p("<value></value>"), Value::str(""));
         assert_eq!(p("<value><string/></value>"), Value::str(""));
         assert_eq!(p("<value><value/></value>"), Value::str(""));
-        assert_eq!(
-            p("<?xml version=\"1.0\"?>\n<value>x</value>"),
-            Value::str("x")
-        );
+        assert_eq!(p("<?xml version=\"1.0\"?>\n<value>x</value>"), Value::str("x"));
     }
 
     #[test]
@@ -1019,17 +943,11 @@ mod tests {
             Value::record([("k", Value::str("v"))])
         );
         // <name> keeps whitespace; noted
-        let r = parse(
-            b"<value><struct><member><name> k </name><value>v</value></member></struct></value>",
-        )
-        .unwrap();
+        let r = parse(b"<value><struct><member><name> k </name><value>v</value></member></struct></value>").unwrap();
         assert_eq!(r.value, Value::record([(" k ", Value::str("v"))]));
         assert!(matches!(r.notes[0].kind, NoteKind::NameWhitespace(_)));
         // text mixed with an element is an error
-        assert!(matches!(
-            e("<value>ab<int>1</int></value>"),
-            ParseErrorKind::Unexpected { .. }
-        ));
+        assert!(matches!(e("<value>ab<int>1</int></value>"), ParseErrorKind::Unexpected { .. }));
     }
 
     #[test]
@@ -1041,10 +959,7 @@ mod tests {
             assert_eq!(r.value, Value::Bool(false), "{body}");
             assert_eq!(r.notes[0].kind, NoteKind::BoolBody(body.to_string()));
         }
-        assert!(matches!(
-            e("<value><boolean/></value>"),
-            ParseErrorKind::Unexpected { .. }
-        ));
+        assert!(matches!(e("<value><boolean/></value>"), ParseErrorKind::Unexpected { .. }));
     }
 
     #[test]
@@ -1052,27 +967,18 @@ mod tests {
         assert_eq!(p("<value><int>-5</int></value>"), Value::Int(-5));
         assert_eq!(p("<value><i4>0x10</i4></value>"), Value::Int(16));
         assert_eq!(p("<value><i8>1_000</i8></value>"), Value::Int(1000));
-        assert_eq!(
-            e("<value><int> 5</int></value>"),
-            ParseErrorKind::BadInt(" 5".into())
-        );
+        assert_eq!(e("<value><int> 5</int></value>"), ParseErrorKind::BadInt(" 5".into()));
         assert_eq!(
             e("<value><int>9223372036854775808</int></value>"),
             ParseErrorKind::BadInt("9223372036854775808".into())
         );
-        assert_eq!(
-            ocaml_int64_of_string("-9223372036854775808"),
-            Some(i64::MIN)
-        );
+        assert_eq!(ocaml_int64_of_string("-9223372036854775808"), Some(i64::MIN));
         assert_eq!(ocaml_int64_of_string("0xffffffffffffffff"), Some(-1));
         assert_eq!(ocaml_int64_of_string(""), None);
         assert_eq!(ocaml_int64_of_string("-"), None);
         assert_eq!(ocaml_int64_of_string("_1"), None);
         assert_eq!(p("<value><double>1</double></value>"), Value::Double(1.0));
-        assert!(matches!(
-            e("<value><double>x</double></value>"),
-            ParseErrorKind::BadDouble(_)
-        ));
+        assert!(matches!(e("<value><double>x</double></value>"), ParseErrorKind::BadDouble(_)));
         assert_eq!(
             p("<value><dateTime.iso8601>19700101T00:00:00Z</dateTime.iso8601></value>"),
             Value::DateTime("19700101T00:00:00Z".into())
@@ -1081,60 +987,33 @@ mod tests {
 
     #[test]
     fn containers_and_entities() {
-        assert_eq!(
-            p("<value><array><data/></array></value>"),
-            Value::Array(vec![])
-        );
+        assert_eq!(p("<value><array><data/></array></value>"), Value::Array(vec![]));
         assert_eq!(p("<value><array></array></value>"), Value::Array(vec![]));
         assert_eq!(p("<value><struct/></value>"), Value::Struct(vec![]));
         assert_eq!(
             p("<value><array><data><value>a</value><value><int>1</int></value></data></array></value>"),
             Value::Array(vec![Value::str("a"), Value::Int(1)])
         );
-        assert_eq!(
-            p("<value>a &amp; &lt;b&gt; &#65;&#x42;</value>"),
-            Value::str("a & <b> AB")
-        );
+        assert_eq!(p("<value>a &amp; &lt;b&gt; &#65;&#x42;</value>"), Value::str("a & <b> AB"));
         assert_eq!(p("<value><![CDATA[<x>]]>y</value>"), Value::str("<x>y"));
         assert_eq!(p("<value>a\r\nb\rc</value>"), Value::str("a\nb\nc"));
         assert_eq!(p("<value>a<!-- c -->b</value>"), Value::str("ab"));
-        assert!(matches!(
-            e("<value>&nbsp;</value>"),
-            ParseErrorKind::BadReference(_)
-        ));
-        assert!(matches!(
-            e("<value>&#0;</value>"),
-            ParseErrorKind::BadReference(_)
-        ));
-        assert!(matches!(
-            e("<value>\u{1}</value>"),
-            ParseErrorKind::IllegalChar(1)
-        ));
+        assert!(matches!(e("<value>&nbsp;</value>"), ParseErrorKind::BadReference(_)));
+        assert!(matches!(e("<value>&#0;</value>"), ParseErrorKind::BadReference(_)));
+        assert!(matches!(e("<value>\u{1}</value>"), ParseErrorKind::IllegalChar(1)));
     }
 
     #[test]
     fn structural_errors_have_positions() {
-        let err = parse(
-            b"<value><struct><member><name>a</name><value>1</value></membr></struct></value>",
-        )
-        .unwrap_err();
+        let err = parse(b"<value><struct><member><name>a</name><value>1</value></membr></struct></value>").unwrap_err();
         assert!(matches!(err.kind, ParseErrorKind::MismatchedEndTag { .. }));
         assert_eq!(err.offset, 53); // the `</membr>`
         assert!(matches!(e("<struct/>"), ParseErrorKind::Unexpected { .. }));
         assert_eq!(e("<value>abc"), ParseErrorKind::UnexpectedEof);
         assert_eq!(e(""), ParseErrorKind::UnexpectedEof);
-        assert_eq!(
-            parse(b"<value>\xff</value>").unwrap_err().kind,
-            ParseErrorKind::NotUtf8
-        );
-        assert!(matches!(
-            e("<value><foo>1</foo></value>"),
-            ParseErrorKind::Unexpected { .. }
-        ));
-        assert!(matches!(
-            e("<value><nil/></value>"),
-            ParseErrorKind::UnsupportedType(_)
-        ));
+        assert_eq!(parse(b"<value>\xff</value>").unwrap_err().kind, ParseErrorKind::NotUtf8);
+        assert!(matches!(e("<value><foo>1</foo></value>"), ParseErrorKind::Unexpected { .. }));
+        assert!(matches!(e("<value><nil/></value>"), ParseErrorKind::UnsupportedType(_)));
         assert!(matches!(
             e("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><value/>"),
             ParseErrorKind::UnsupportedEncoding(_)
