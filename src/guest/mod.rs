@@ -13,6 +13,7 @@
 pub mod error;
 pub mod model;
 pub mod osmap;
+pub mod ovf;
 pub mod pyeval;
 pub mod sxp;
 pub mod vmx;
