@@ -457,7 +457,7 @@ impl<'a> Lexer<'a> {
     fn reference(&mut self, out: &mut String) -> Result<(), ParseError> {
         let at = self.pos;
         let r = self.rest();
-        let Some(end) = r[..r.len().min(64)].find(';') else {
+        let Some(end) = r.as_bytes()[..r.len().min(64)].iter().position(|&b| b == b';') else {
             return self.err(at, ParseErrorKind::BadReference(r.chars().skip(1).take(16).collect()));
         };
         let name = &r[1..end];
@@ -1029,6 +1029,30 @@ mod tests {
         assert_eq!(r.notes[0].kind, NoteKind::TrailingContent);
         let r = parse(b"<value>x</value>\n<!-- c -->\n").unwrap();
         assert!(r.notes.is_empty());
+    }
+
+    #[test]
+    fn never_panics_on_mangled_input() {
+        // Multi-byte characters next to every kind of markup, cut and spliced at every byte.
+        let base = "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY é \"ü\">]><value><struct>\
+                    <member><name>ü</name><value>&amp;é&#233;<![CDATA[€]]><!--é--></value></member>\
+                    <member><name>b</name><value><array><data><value><boolean>é</boolean></value>\
+                    </data></array></value></member></struct></value>";
+        let b = base.as_bytes();
+        for i in 0..b.len() {
+            let _ = parse(&b[..i]);
+            let _ = parse(&b[i..]);
+            let mut m = b.to_vec();
+            m[i] = b'&';
+            let _ = parse(&m);
+            m[i] = 0xc3;
+            let _ = parse(&m);
+            m[i] = b'<';
+            let _ = parse(&m);
+        }
+        let _ = parse("<value>&ééééééééééééééééééééééééééééééééééééééééééééééééé;</value>".as_bytes());
+        let _ = parse("<?xml ?><value/>".as_bytes());
+        let _ = parse("<?xml encoding=\"é".as_bytes());
     }
 
     #[test]
