@@ -13,6 +13,7 @@
 pub mod error;
 pub mod model;
 pub mod osmap;
+pub mod ova;
 pub mod ovf;
 pub mod pyeval;
 pub mod sxp;
