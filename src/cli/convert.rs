@@ -35,8 +35,15 @@ pub struct Args {
     pub disks: Vec<PathBuf>,
 
     /// Output XVA file.
-    #[arg(short = 'o', long = "output", visible_alias = "filename", short_alias = 'f', value_name = "FILE")]
-    pub output: PathBuf,
+    #[arg(
+        short = 'o',
+        long = "output",
+        visible_alias = "filename",
+        short_alias = 'f',
+        value_name = "FILE",
+        required_unless_present = "server"
+    )]
+    pub output: Option<PathBuf>,
 
     /// Replace the output file if it exists.
     #[arg(long)]
@@ -140,6 +147,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub open: OpenArgs,
+
+    #[command(flatten)]
+    pub upload: super::upload::UploadArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -298,9 +308,13 @@ pub fn write_options(args: &Args) -> WriteOptions<'static> {
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     // Everything that can be checked is checked before the first byte is written.
     let prepared = prepare(&args)?;
-    let mut pending = PendingOutput::create(&args.output, args.force)?;
+    if args.upload.server.is_some() {
+        return super::upload::run(&args, prepared);
+    }
+    let output = args.output.clone().ok_or_else(|| coded(Exit::Usage, "--output FILE or --server HOST is required"))?;
+    let mut pending = PendingOutput::create(&output, args.force)?;
     let data_bytes = estimate_data_bytes(&prepared.readers)?;
-    warn_if_short_of_space(&args.output, data_bytes);
+    warn_if_short_of_space(&output, data_bytes);
 
     signals::install();
     let Prepared { vm, xml, .. } = &prepared;
@@ -315,21 +329,21 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Ok(s) => s,
         Err(WriteError::Cancelled) => {
             drop(pending);
-            eprintln!("xva: interrupted; {} was not written", args.output.display());
+            eprintln!("xva: interrupted; {} was not written", output.display());
             return Ok(Exit::Interrupted);
         }
-        Err(WriteError::Write(e)) => return Err(output_io_error(e, &args.output)),
+        Err(WriteError::Write(e)) => return Err(output_io_error(e, &output)),
         Err(WriteError::Read { disk, source }) => {
             return Err(anyhow::Error::new(source)
                 .context(format!("reading disk {}", args.disks[disk].display()))
-                .context(coded(Exit::Input, format!("{} was not written", args.output.display()))));
+                .context(coded(Exit::Input, format!("{} was not written", output.display()))));
         }
         Err(e @ WriteError::Invalid(_)) => return Err(coded(Exit::Usage, e.to_string())),
     };
     pending.commit()?;
     let elapsed = started.elapsed();
 
-    let verified = if args.verify { Some(verify_written(&args.output, &summary)?) } else { None };
+    let verified = if args.verify { Some(verify_written(&output, &summary)?) } else { None };
 
     if args.json {
         let disks: Vec<_> = summary
@@ -349,7 +363,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             })
             .collect();
         let v = json!({
-            "output": args.output.display().to_string(),
+            "output": output.display().to_string(),
             "vm": vm.name,
             "tar_bytes": summary.tar_bytes,
             "bytes_read": summary.disks.iter().map(|d| d.bytes_read).sum::<u64>(),
@@ -367,7 +381,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         let secs = elapsed.as_secs_f64().max(1e-6);
         eprintln!(
             "wrote {} ({}): VM {:?}, {} disk(s), {} virtual, {} read, {written} chunks written, {skipped} zero chunks omitted, {:.1} s ({}/s)",
-            sanitize(&args.output.display().to_string()),
+            sanitize(&output.display().to_string()),
             human_bytes(summary.tar_bytes),
             sanitize(&vm.name),
             summary.disks.len(),

@@ -10,6 +10,7 @@ pub mod outfile;
 pub mod output;
 pub mod progress;
 pub mod signals;
+pub mod upload;
 pub mod verify;
 
 use std::process::ExitCode;
