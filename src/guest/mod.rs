@@ -11,11 +11,13 @@
 //! Spec: `guest-configs.md` (shared specs); user-facing summary in `docs/guest-configs.md`.
 
 pub mod error;
+pub mod load;
 pub mod model;
 pub mod osmap;
 pub mod ova;
 pub mod ovf;
 pub mod pyeval;
+pub mod spec;
 pub mod sxp;
 pub mod vmx;
 pub mod xen;
@@ -23,4 +25,5 @@ pub mod xl;
 pub mod xm;
 
 pub use error::{ErrorKind, GuestError};
+pub use load::{detect, load, LoadOptions};
 pub use model::*;

@@ -1,0 +1,433 @@
+//! The only I/O layer of `guest`: read a definition, detect its kind by content, parse it
+//! with the pure parsers, then resolve every disk the way the source host would.
+//!
+//! ```text
+//!   path ─read─► bytes ─detect─► xm | xl | sxp | vmx | ovf | ova(tar index → .ovf member)
+//!          parse ─► Guest ─resolve─► --path-map, config dir, OVA members; missing files
+//!                                    listed all at once; VMX/OVF names confined to their dir
+//! ```
+
+use std::path::{Component, Path, PathBuf};
+
+use super::error::{ErrorKind, GuestError, Result};
+use super::model::{DiskSource, Guest, OvaMember, Severity, SourceKind};
+use super::{ova, ovf, sxp, vmx, xl, xm};
+
+/// Largest config file read (configs are small; this bounds a wrong argument).
+pub const MAX_CONFIG: u64 = 16 << 20;
+
+/// How to load a guest definition.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `--source-type`: skip detection.
+    pub source_type: Option<SourceKind>,
+    /// `--set KEY=VALUE` (xm variables, xl settings, VMX keys).
+    pub set: Vec<(String, String)>,
+    /// `--path-map OLD=NEW`: disk paths starting with OLD are read from NEW instead.
+    pub path_map: Vec<(PathBuf, PathBuf)>,
+    /// `--force`: convert a VMware VM that looks running (lock files, `.vmem`).
+    pub force: bool,
+    /// Do not stream OVA members through the manifest check (the caller will, or the user
+    /// said so).
+    pub skip_manifest: bool,
+    /// Allow VMX/OVF disk names outside the definition's directory.
+    pub allow_any_path: bool,
+    /// Do not fail on missing disk files (for `inspect` of a config whose disks are elsewhere).
+    pub allow_missing: bool,
+}
+
+/// Parses `KEY=VALUE` / `OLD=NEW` command-line pairs.
+pub fn split_pair(s: &str) -> Option<(String, String)> {
+    let (k, v) = s.split_once('=')?;
+    (!k.is_empty()).then(|| (k.to_string(), v.to_string()))
+}
+
+/// Which kind of definition `bytes` (from `path`) is, by content; the extension breaks ties.
+pub fn detect(bytes: &[u8], path: &Path) -> Option<SourceKind> {
+    if ova::looks_like_tar(bytes) {
+        return Some(SourceKind::Ova);
+    }
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
+    let t = text.trim_start_matches('\u{feff}').trim_start();
+    if t.starts_with('<') {
+        return (t.contains("Envelope") || ext == "ovf").then_some(SourceKind::Ovf);
+    }
+    // SXP: the first token (after comments) is '('.
+    let first = t.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#'));
+    if first.is_some_and(|l| l.starts_with('(')) {
+        return Some(SourceKind::Sxp);
+    }
+    let kv = vmx::parse_kv(&text);
+    let vmx_keys =
+        [".encoding", "config.version", "virtualhw.version", "displayname", "guestos", "memsize", "numvcpus"];
+    let vmx_hits = vmx_keys.iter().filter(|k| kv.entries.contains_key(**k)).count();
+    if ext == "vmx" || vmx_hits >= 2 || kv.entries.keys().any(|k| k.contains(':') && k.contains('.')) {
+        return Some(SourceKind::Vmx);
+    }
+    if first.is_none() {
+        return None;
+    }
+    // Valid libxlu grammar → xl (a literal-only xm file is valid xl too and means the same);
+    // otherwise Python → xm.
+    match xl::parse_opts(&text) {
+        Ok(o) if !o.vals.is_empty() => Some(SourceKind::Xl),
+        _ => Some(SourceKind::Xm),
+    }
+}
+
+fn read_limited(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| GuestError::io("cannot read the definition", path, e))?;
+    if meta.is_dir() {
+        return Err(GuestError::invalid("is a directory, not a guest definition").in_file(path));
+    }
+    if meta.len() > MAX_CONFIG {
+        // Only an OVA may be big: read its head for detection.
+        let f = std::fs::File::open(path).map_err(|e| GuestError::io("cannot open", path, e))?;
+        let mut head = vec![0u8; 512];
+        use std::os::unix::fs::FileExt;
+        f.read_exact_at(&mut head, 0).map_err(|e| GuestError::io("cannot read", path, e))?;
+        return Ok(head);
+    }
+    std::fs::read(path).map_err(|e| GuestError::io("cannot read the definition", path, e))
+}
+
+/// Reads and parses the guest definition at `path`, resolving its disks.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Guest> {
+    let bytes = read_limited(path)?;
+    let kind = match opts.source_type {
+        Some(k) => k,
+        None => detect(&bytes, path).ok_or_else(|| {
+            GuestError::invalid(
+                "cannot tell what kind of guest definition this is (xm, xl, SXP, VMX, OVF or \
+                 OVA); pass --source-type",
+            )
+            .in_file(path)
+        })?,
+    };
+    if !opts.set.is_empty() && !matches!(kind, SourceKind::Xm | SourceKind::Xl | SourceKind::Vmx) {
+        return Err(GuestError::unsupported(format!("--set applies to xm, xl and VMX configs, not to {kind}")));
+    }
+    let text = || -> Result<String> {
+        String::from_utf8(bytes.clone()).or_else(|e| {
+            // Xen configs are ASCII in practice; accept Latin-1 bytes rather than failing.
+            let (t, _, _) = encoding_rs::WINDOWS_1252.decode(e.as_bytes());
+            Ok(t.into_owned())
+        })
+    };
+    let mut g = match kind {
+        SourceKind::Xm => xm::parse_with(&text()?, &opts.set),
+        SourceKind::Xl => match xl::parse_with(&text()?, &opts.set) {
+            // Detection picked xl for a literal-only file; an xm-only construct (tap:vmdk:, w!)
+            // means it was an xm config after all.
+            Err(e) if opts.source_type.is_none() && e.kind() == ErrorKind::Invalid => {
+                xm::parse_with(&text()?, &opts.set).map_err(|_| e)
+            }
+            r => r,
+        },
+        SourceKind::Sxp => sxp::parse(&text()?),
+        SourceKind::Vmx => {
+            if opts.set.is_empty() {
+                vmx::parse(&bytes)
+            } else {
+                // --set wins: the key/value reader keeps the first value, so the overrides go
+                // first (as UTF-8, with the file decoded from its own charset).
+                let (t, _) = vmx::decode(&bytes);
+                let mut s = String::from(".encoding = \"UTF-8\"\n");
+                for (k, v) in &opts.set {
+                    s.push_str(&format!("{k} = \"{v}\"\n"));
+                }
+                s.push_str(&t);
+                vmx::parse(s.as_bytes())
+            }
+        }
+        SourceKind::Ovf => ovf::parse(&text()?),
+        SourceKind::Ova => return load_ova(path, opts),
+    }
+    .map_err(|e| e.in_file(path))?;
+    if g.name.is_empty() {
+        g.name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "imported".into());
+        g.note(Severity::Info, format!("no name in the definition; using {:?}", g.name));
+    }
+    if kind == SourceKind::Vmx {
+        vmware_extras(path, opts, &mut g)?;
+    }
+    resolve_paths(path, kind, opts, &mut g)?;
+    Ok(g)
+}
+
+/// Lock files and the snapshot tree next to a `.vmx`.
+fn vmware_extras(path: &Path, opts: &LoadOptions, g: &mut Guest) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut running = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten().take(10_000) {
+            let n = e.file_name().to_string_lossy().to_string();
+            let lower = n.to_ascii_lowercase();
+            if lower.ends_with(".lck") || lower.ends_with(".vmem") {
+                running.push(n);
+            }
+        }
+    }
+    if !running.is_empty() {
+        running.sort();
+        if !opts.force {
+            return Err(GuestError::new(
+                ErrorKind::Running,
+                format!(
+                    "the VM looks running or suspended ({} present); shut it down in VMware \
+                     first, or pass --force to convert the disks as they are now",
+                    running.join(", ")
+                ),
+            )
+            .in_file(path));
+        }
+        g.note(
+            Severity::Warning,
+            format!(
+                "converted with --force although the VM looks running ({}); the disks may be \
+                 inconsistent",
+                running.join(", ")
+            ),
+        );
+    }
+    let vmsd = path.with_extension("vmsd");
+    if let Ok(meta) = std::fs::metadata(&vmsd) {
+        if meta.len() <= MAX_CONFIG {
+            let bytes = std::fs::read(&vmsd).map_err(|e| GuestError::io("cannot read", &vmsd, e))?;
+            g.snapshots = vmx::parse_vmsd(&bytes).map_err(|e| e.in_file(&vmsd))?;
+            if !g.snapshots.is_empty() {
+                g.note(
+                    Severity::Info,
+                    format!(
+                        "{} snapshot(s) in {}; the current state (the disks the .vmx names) is \
+                         converted; snapshots themselves are not",
+                        g.snapshots.len(),
+                        vmsd.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` with the longest matching `--path-map` prefix replaced, and whether one matched.
+pub fn map_path(path: &Path, maps: &[(PathBuf, PathBuf)]) -> (PathBuf, bool) {
+    let mut best: Option<(&PathBuf, &PathBuf)> = None;
+    for (old, new) in maps {
+        if path.starts_with(old) && best.is_none_or(|(b, _)| old.components().count() > b.components().count()) {
+            best = Some((old, new));
+        }
+    }
+    match best {
+        Some((old, new)) => {
+            let rest = path.strip_prefix(old).unwrap_or(path);
+            (new.join(rest), true)
+        }
+        None => (path.to_path_buf(), false),
+    }
+}
+
+fn escapes(rel: &Path) -> bool {
+    let mut depth = 0i32;
+    for c in rel.components() {
+        match c {
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            Component::Normal(_) => depth += 1,
+            Component::RootDir | Component::Prefix(_) => return true,
+            Component::CurDir => {}
+        }
+    }
+    false
+}
+
+fn resolve_paths(def: &Path, kind: SourceKind, opts: &LoadOptions, g: &mut Guest) -> Result<()> {
+    let dir = def.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let confined = matches!(kind, SourceKind::Vmx | SourceKind::Ovf);
+    let mut missing = Vec::new();
+    let mut refused = Vec::new();
+    let mut relative_xen = Vec::new();
+    for d in &mut g.disks {
+        let DiskSource::Path { path } = &d.source else { continue };
+        let written = path.clone();
+        if kind == SourceKind::Vmx && written.to_string_lossy().contains('\\') {
+            refused.push(format!("{} ({}): a Windows path; map it with --path-map", d.device, written.display()));
+            continue;
+        }
+        let (mapped, was_mapped) = map_path(&written, &opts.path_map);
+        let resolved = if was_mapped || mapped.is_absolute() {
+            if confined && !was_mapped && !opts.allow_any_path {
+                refused.push(format!(
+                    "{} names {} outside the directory of {}; copy the disk next to it, or map \
+                     the path with --path-map {}=NEWDIR",
+                    d.device,
+                    written.display(),
+                    def.display(),
+                    written.parent().map(|p| p.display().to_string()).unwrap_or_default()
+                ));
+                continue;
+            }
+            mapped
+        } else {
+            if confined && escapes(&mapped) && !opts.allow_any_path {
+                refused.push(format!(
+                    "{} names {} outside the directory of {}; copy the disk next to it or \
+                     pass --allow-any-path",
+                    d.device,
+                    written.display(),
+                    def.display()
+                ));
+                continue;
+            }
+            if !confined {
+                relative_xen.push(written.display().to_string());
+            }
+            dir.join(&mapped)
+        };
+        if !resolved.exists() {
+            missing.push(format!("{} ({})", resolved.display(), d.device));
+        }
+        d.source = DiskSource::Path { path: resolved };
+    }
+    if !refused.is_empty() {
+        return Err(GuestError::new(ErrorKind::Invalid, format!("disk path(s) refused:\n  {}", refused.join("\n  ")))
+            .in_file(def));
+    }
+    if !relative_xen.is_empty() {
+        g.note(
+            Severity::Info,
+            format!("relative disk path(s) {} read from the config's directory", relative_xen.join(", ")),
+        );
+    }
+    let scripts: Vec<String> = g
+        .disks
+        .iter()
+        .filter_map(|d| match &d.source {
+            DiskSource::Script { script, target } => Some(format!("{script}:{target}")),
+            _ => None,
+        })
+        .collect();
+    if !scripts.is_empty() && !opts.allow_missing {
+        missing.extend(scripts.into_iter().map(|s| format!("{s} (block script device; not readable)")));
+    }
+    if !missing.is_empty() {
+        if opts.allow_missing {
+            g.note(Severity::Warning, format!("missing disk file(s): {}", missing.join(", ")));
+        } else {
+            return Err(GuestError::new(
+                ErrorKind::MissingFiles,
+                format!(
+                    "{} disk file(s) the definition names are missing:\n  {}\n(if the files \
+                     were copied elsewhere, use --path-map /old/prefix=/new/prefix)",
+                    missing.len(),
+                    missing.join("\n  ")
+                ),
+            )
+            .in_file(def));
+        }
+    }
+    Ok(())
+}
+
+fn load_ova(path: &Path, opts: &LoadOptions) -> Result<Guest> {
+    let idx = ova::index_file(path)?;
+    let ovf_m = idx.ovf().ok_or_else(|| GuestError::invalid("the OVA holds no .ovf descriptor").in_file(path))?;
+    let ovf_bytes = ova::read_member(path, ovf_m, MAX_CONFIG)?;
+    let ovf_text = String::from_utf8(ovf_bytes.clone())
+        .map_err(|_| GuestError::invalid(format!("{} is not UTF-8", ovf_m.name)).in_file(path))?;
+    let ovf_label = path.join(&ovf_m.name);
+    let mut g = ovf::parse(&ovf_text).map_err(|e| e.in_file(&ovf_label))?;
+    g.source_kind = SourceKind::Ova;
+    if g.name.is_empty() {
+        g.name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "imported".into());
+    }
+    let manifest = match idx.manifest() {
+        Some(m) => {
+            let text = ova::read_member(path, m, MAX_CONFIG)?;
+            Some(ova::parse_manifest(&String::from_utf8_lossy(&text)).map_err(|e| e.in_file(path.join(&m.name)))?)
+        }
+        None => {
+            g.note(Severity::Warning, "the OVA has no .mf manifest: its contents cannot be verified");
+            None
+        }
+    };
+    let mut missing = Vec::new();
+    for d in &mut g.disks {
+        let DiskSource::Path { path: href } = &d.source else { continue };
+        let name = href.to_string_lossy().into_owned();
+        match idx.get(&name) {
+            Some(m) => {
+                d.source = DiskSource::OvaMember(OvaMember {
+                    ova: path.to_path_buf(),
+                    name: m.name.clone(),
+                    offset: m.offset,
+                    len: m.len,
+                });
+            }
+            None => {
+                let chunked = idx.members.iter().any(|m| m.name.starts_with(&format!("{name}.0")));
+                missing.push(if chunked {
+                    format!("{name} (stored in chunks {name}.000000000…; not supported: join them with cat)")
+                } else {
+                    name
+                });
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(GuestError::new(
+            ErrorKind::MissingFiles,
+            format!("disk file(s) named by the descriptor are not in the OVA:\n  {}", missing.join("\n  ")),
+        )
+        .in_file(path));
+    }
+    if let (Some(entries), false) = (&manifest, opts.skip_manifest) {
+        // Everything the manifest lists must be present and match.
+        for e in entries {
+            let m = idx.get(&e.name).ok_or_else(|| {
+                GuestError::new(ErrorKind::Digest, format!("the manifest lists {:?}, which is not in the OVA", e.name))
+                    .in_file(path)
+            })?;
+            ova::verify_member(path, m, e)?;
+        }
+        g.note(Severity::Info, format!("manifest verified ({} file(s))", entries.len()));
+    }
+    Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_maps_and_escapes() {
+        let maps = vec![
+            (PathBuf::from("/vmfs/volumes"), PathBuf::from("/mnt/a")),
+            (PathBuf::from("/vmfs/volumes/ds1"), PathBuf::from("/mnt/b")),
+        ];
+        assert_eq!(map_path(Path::new("/vmfs/volumes/ds1/x.vmdk"), &maps), (PathBuf::from("/mnt/b/x.vmdk"), true));
+        assert_eq!(map_path(Path::new("/vmfs/volumes/ds2/x.vmdk"), &maps), (PathBuf::from("/mnt/a/ds2/x.vmdk"), true));
+        assert_eq!(map_path(Path::new("/vmfs/volumesX/y"), &maps).1, false);
+        assert!(escapes(Path::new("../x")));
+        assert!(escapes(Path::new("a/../../x")));
+        assert!(!escapes(Path::new("a/../x")));
+    }
+
+    #[test]
+    fn detection() {
+        let p = Path::new("cfg");
+        assert_eq!(detect(b"name = 'x'\nmemory = 512\n", p), Some(SourceKind::Xl));
+        assert_eq!(detect(b"name = 'VM%d' % 1\n", p), Some(SourceKind::Xm));
+        assert_eq!(detect(b"# c\n(domain (name x))", p), Some(SourceKind::Sxp));
+        assert_eq!(detect(b".encoding = \"UTF-8\"\nconfig.version = \"8\"\n", p), Some(SourceKind::Vmx));
+        assert_eq!(detect(b"<?xml version='1.0'?><Envelope/>", p), Some(SourceKind::Ovf));
+        assert_eq!(detect(&ova::build_tar(&[("a.ovf", b"x")]), p), Some(SourceKind::Ova));
+        assert_eq!(detect(b"", p), None);
+    }
+}
