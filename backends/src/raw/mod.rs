@@ -9,7 +9,7 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::policy::OpenCtx;
@@ -30,6 +30,27 @@ pub static FORMAT: Format = Format {
 pub struct RawReader {
     src: Arc<dyn ByteSource>,
     holes: bool,
+    /// Recently found runs of data or holes. `SEEK_HOLE` walks the extent tree from the
+    /// offset to the next hole (often the end of the file), so asking again for every chunk
+    /// of a fully allocated file would cost time quadratic in its size.
+    runs: Mutex<RunCache>,
+}
+
+/// A few whole runs (`start..end`, data or not), most recent first.
+#[derive(Debug, Default)]
+struct RunCache {
+    runs: [Option<(u64, u64, bool)>; 4],
+}
+
+impl RunCache {
+    fn find(&self, offset: u64) -> Option<(u64, u64, bool)> {
+        self.runs.iter().flatten().copied().find(|&(s, e, _)| s <= offset && offset < e)
+    }
+
+    fn insert(&mut self, run: (u64, u64, bool)) {
+        self.runs.rotate_right(1);
+        self.runs[0] = Some(run);
+    }
 }
 
 impl RawReader {
@@ -39,7 +60,7 @@ impl RawReader {
             return Err(Error::invalid("the disk is empty (size 0)").with_path(src.path()));
         }
         let holes = src.as_file().is_some_and(|f| f.kind() == FileKind::Regular);
-        Ok(RawReader { src, holes })
+        Ok(RawReader { src, holes, runs: Mutex::new(RunCache::default()) })
     }
 
     /// `lseek(fd, offset, whence)`; `None` when no data (SEEK_DATA) follows `offset` (ENXIO).
@@ -84,18 +105,28 @@ impl BlockReader for RawReader {
         if !self.holes {
             return Ok(data);
         }
-        let status = (|| -> io::Result<Extent> {
-            match self.seek(offset, libc::SEEK_DATA)? {
-                None => Ok(Extent { start: offset, len: end - offset, alloc: Allocation::Zero { explicit: false } }),
-                Some(d) if d > offset => {
-                    Ok(Extent { start: offset, len: d.min(end) - offset, alloc: Allocation::Zero { explicit: false } })
+        let cached = self.runs.lock().ok().and_then(|c| c.find(offset));
+        // The whole run containing `offset`: (start, end, is_data).
+        let run = match cached {
+            Some(run) => Ok(run),
+            None => (|| -> io::Result<(u64, u64, bool)> {
+                let run = match self.seek(offset, libc::SEEK_DATA)? {
+                    None => (offset, size, false),
+                    Some(d) if d > offset => (offset, d.min(size), false),
+                    Some(_) => {
+                        (offset, self.seek(offset, libc::SEEK_HOLE)?.unwrap_or(size).clamp(offset + 1, size), true)
+                    }
+                };
+                if let Ok(mut c) = self.runs.lock() {
+                    c.insert(run);
                 }
-                Some(_) => {
-                    let h = self.seek(offset, libc::SEEK_HOLE)?.unwrap_or(size);
-                    Ok(Extent { start: offset, len: h.clamp(offset + 1, end) - offset, alloc: Allocation::Data })
-                }
-            }
-        })();
+                Ok(run)
+            })(),
+        };
+        let status = run.map(|(_, run_end, is_data)| {
+            let alloc = if is_data { Allocation::Data } else { Allocation::Zero { explicit: false } };
+            Extent { start: offset, len: run_end.min(end) - offset, alloc }
+        });
         match status {
             Ok(e) => Ok(e),
             // A file system without hole support: everything is data.
