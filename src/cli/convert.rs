@@ -437,7 +437,37 @@ fn warn_if_short_of_space(output: &Path, data_bytes: u64) {
 }
 
 /// Reads the finished XVA back and compares each disk's SHA-256 with the source's.
+///
+/// The XVA is read the way xapi's importer reads it (`xva::xva::validate`), so a rule
+/// violation fails the check as much as a digest mismatch.
 fn verify_written(path: &Path, summary: &writer::WriteSummary) -> anyhow::Result<bool> {
-    let _ = (path, summary);
-    Err(coded(Exit::Failure, "--verify is not available yet"))
+    use xva::xva::validate::{verify_path, VerifyOptions};
+    let report = verify_path(path, &VerifyOptions { compute_sha256: true })
+        .with_context(|| format!("reading back {}", path.display()))?;
+    if let Some(f) = report.errors().chain(report.corruptions()).next() {
+        return Err(coded(Exit::Verify, format!("--verify: {} does not pass xapi's rules: {f}", path.display())));
+    }
+    if report.disks.len() != summary.disks.len() {
+        return Err(coded(
+            Exit::Verify,
+            format!("--verify: {} holds {} disks, {} were written", path.display(), report.disks.len(), summary.disks.len()),
+        ));
+    }
+    for (written, read) in summary.disks.iter().zip(&report.disks) {
+        let (Some(want), Some(got)) = (written.sha256, read.sha256) else {
+            return Err(coded(Exit::Verify, format!("--verify: no digest for disk {}", written.id)));
+        };
+        if read.id != written.id || want != got {
+            return Err(coded(
+                Exit::Verify,
+                format!(
+                    "--verify: disk {} differs: source SHA-256 {}, XVA SHA-256 {}",
+                    written.id,
+                    writer::hex_lower(&want),
+                    writer::hex_lower(&got)
+                ),
+            ));
+        }
+    }
+    Ok(true)
 }

@@ -381,3 +381,18 @@ fn block_device_is_sized_with_the_ioctl_and_read_whole() {
     let m = members(&t.join("lv.xva"));
     assert_eq!(rebuild(&m, &[(5 << 20) + 4096])[0], std::fs::read(&img).unwrap());
 }
+
+#[test]
+fn verify_flag_proves_the_digests() {
+    let t = TestDir::new();
+    sparse_file(&t.join("a.raw"), (3 << 20) + 17, &[(100, 5000), (2 << 20, 1 << 20)]);
+    sparse_file(&t.join("b.raw"), 4096, &[(0, 4096)]);
+    let stdout = t.xva_ok(["convert", "-d", "a.raw", "-d", "b.raw", "-o", "ab.xva", "--verify", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["disks"][0]["sha256"], util::sha256_file(&t.join("a.raw")));
+    assert_eq!(v["disks"][1]["sha256"], util::sha256_file(&t.join("b.raw")));
+    let out = t.xva(["convert", "-d", "a.raw", "-o", "a.xva", "--verify"]);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("verified"), "{}", stderr(&out));
+}
