@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             )?,
             Style::Json => {
                 if !first {
-                    write!(out, ",\n")?;
+                    writeln!(out, ",")?;
                 }
                 write!(
                     out,
