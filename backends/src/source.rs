@@ -119,6 +119,25 @@ impl FileSource {
     pub fn file(&self) -> &File {
         &self.file
     }
+
+    /// `lseek(SEEK_DATA)` or `lseek(SEEK_HOLE)` from `offset`: the next data or hole offset,
+    /// `None` when no data follows (`ENXIO`). The fd's position is not used by our positional
+    /// reads, so moving it is harmless.
+    pub fn seek_data_hole(&self, offset: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
+        use std::os::fd::AsRawFd;
+        let off = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: lseek takes a valid open fd (owned by `self.file`, alive for the call) and
+        // plain integers; it touches no memory of ours.
+        let r = unsafe { libc::lseek(self.file.as_raw_fd(), off, whence) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                return Ok(None);
+            }
+            return Err(e);
+        }
+        Ok(Some(r as u64))
+    }
 }
 
 impl ByteSource for FileSource {

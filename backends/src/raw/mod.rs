@@ -7,7 +7,6 @@
 //! zero blocks are found in memory by the consumer. The file is only ever opened read-only.
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -63,21 +62,9 @@ impl RawReader {
         Ok(RawReader { src, holes, runs: Mutex::new(RunCache::default()) })
     }
 
-    /// `lseek(fd, offset, whence)`; `None` when no data (SEEK_DATA) follows `offset` (ENXIO).
+    /// `SEEK_DATA`/`SEEK_HOLE` on the underlying file.
     fn seek(&self, offset: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
-        let file = self.src.as_file().expect("holes are only looked for in files").file();
-        let off = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: lseek takes a valid open fd (owned by `file`, alive for the call) and plain
-        // integers; it touches no memory of ours.
-        let r = unsafe { libc::lseek(file.as_raw_fd(), off, whence) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ENXIO) {
-                return Ok(None);
-            }
-            return Err(e);
-        }
-        Ok(Some(r as u64))
+        self.src.as_file().expect("holes are only looked for in files").seek_data_hole(offset, whence)
     }
 }
 
