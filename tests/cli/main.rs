@@ -6,5 +6,10 @@ mod util;
 mod convert;
 // xva info / xva map against qemu-img (the oracle), raw images
 mod qemu_oracle;
+// VMDK: xva map/info/convert against qemu-img on chains, flat, split and stream disks
+mod vmdk;
 // xva verify / xva extract: validator exit codes and messages, sparse extraction, round trips
 mod validate;
+// xva convert --server: uploads against a XenAPI test server (faults, cleanup, TLS pinning)
+mod fake_xapi;
+mod upload;
