@@ -24,6 +24,9 @@ pub mod xen;
 pub mod xl;
 pub mod xm;
 
+#[cfg(test)]
+mod golden;
+
 pub use error::{ErrorKind, GuestError};
 pub use load::{detect, load, LoadOptions};
 pub use model::*;

@@ -524,6 +524,14 @@ impl Guest {
                 format!("{} CD drives in the source; the target gets one (userdevice 3)", self.cdroms.len()),
             );
         }
+        if self.platform.localtime == Some(true) && !self.boot.is_pv() {
+            self.note(
+                Severity::Warning,
+                "the source kept the RTC in local time (localtime = 1); XenServer keeps the RTC \
+                 offset in platform:timeoffset, which is set from rtc_timeoffset only: check the \
+                 guest clock after the first boot",
+            );
+        }
         if self.nics.iter().any(|n| n.mac.is_some()) {
             self.note(
                 Severity::Info,

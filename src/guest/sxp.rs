@@ -225,6 +225,25 @@ fn flag(v: &str) -> Option<bool> {
     }
 }
 
+/// `key` in an SXP dict written either as `(name (key v) …)` or `(name ((key v) …))`.
+fn dict_get(p: &Sexp, key: &str) -> Option<String> {
+    if let Some(v) = p.value(key) {
+        return Some(v.to_string());
+    }
+    for item in p.rest() {
+        if let Sexp::List(pairs) = item {
+            for pair in pairs {
+                if pair.head() == Some(key) {
+                    if let Some(Sexp::Atom(a)) = pair.rest().first() {
+                        return Some(a.clone());
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Parses an SXP domain description.
 pub fn parse(text: &str) -> Result<Guest> {
     let all = parse_sexps(text)?;
@@ -312,11 +331,7 @@ pub fn parse(text: &str) -> Result<Guest> {
     if is_hvm {
         let order = dom
             .child("HVM_boot_params")
-            .and_then(|p| {
-                p.value("order")
-                    .map(String::from)
-                    .or_else(|| p.rest().iter().find_map(|x| x.value("order").map(String::from)))
-            })
+            .and_then(|p| dict_get(p, "order"))
             .or_else(|| pget("boot"))
             .unwrap_or_else(|| "cd".into());
         let loader = hvm_image.and_then(|h| h.value("loader")).unwrap_or_default();

@@ -133,7 +133,9 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>> {
                 out.push((Tok::Str(s), line));
                 i += n;
             }
-            b'+' | b'-' | b'.' | b'(' | b')' | b':' => return Err(python(line, c as char)),
+            // xl's likely_python set is `+ - . ( ) :`; `%`, `*` and `/` outside a string are
+            // Python too (xl reports a bare syntax error for them).
+            b'+' | b'-' | b'.' | b'(' | b')' | b':' | b'%' | b'*' | b'/' => return Err(python(line, c as char)),
             _ => {
                 let ch = src[i..].chars().next().unwrap_or('?');
                 let hint = if ch.is_ascii_uppercase() || ch == '_' { " (xl setting names are lower case)" } else { "" };
