@@ -36,13 +36,7 @@ pub struct SparseOpts {
 
 impl Default for SparseOpts {
     fn default() -> SparseOpts {
-        SparseOpts {
-            grain_sectors: 128,
-            gtes: 512,
-            stream: false,
-            rgd: false,
-            descriptor: None,
-        }
+        SparseOpts { grain_sectors: 128, gtes: 512, stream: false, rgd: false, descriptor: None }
     }
 }
 
@@ -118,22 +112,14 @@ pub fn sparse(raw: &[u8], spec: &dyn Fn(u64) -> GrainSpec, o: &SparseOpts) -> Ve
         let flags = 1
             | super::sparse::FLAG_COMPRESSED
             | super::sparse::FLAG_MARKERS
-            | if zeroed {
-                super::sparse::FLAG_ZEROED_GRAIN
-            } else {
-                0
-            };
+            | if zeroed { super::sparse::FLAG_ZEROED_GRAIN } else { 0 };
         let overhead = 128u64;
         let mut f = kdmv_header(
             3,
             flags,
             cap,
             o.grain_sectors,
-            if desc.is_empty() {
-                (0, 0)
-            } else {
-                (1, desc_sectors)
-            },
+            if desc.is_empty() { (0, 0) } else { (1, desc_sectors) },
             o.gtes,
             0,
             super::sparse::GD_AT_END,
@@ -148,8 +134,7 @@ pub fn sparse(raw: &[u8], spec: &dyn Fn(u64) -> GrainSpec, o: &SparseOpts) -> Ve
                 GrainSpec::Zero => gts[g as usize] = 1,
                 GrainSpec::Data => {
                     gts[g as usize] = (f.len() / 512) as u32;
-                    let mut z =
-                        flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
                     z.write_all(&grain_bytes(raw, g, grain)).unwrap();
                     let c = z.finish().unwrap();
                     f.extend_from_slice(&(g * o.grain_sectors).to_le_bytes());
@@ -190,11 +175,7 @@ pub fn sparse(raw: &[u8], spec: &dyn Fn(u64) -> GrainSpec, o: &SparseOpts) -> Ve
             flags,
             cap,
             o.grain_sectors,
-            if desc.is_empty() {
-                (0, 0)
-            } else {
-                (1, desc_sectors)
-            },
+            if desc.is_empty() { (0, 0) } else { (1, desc_sectors) },
             o.gtes,
             0,
             gd_at,
@@ -228,23 +209,14 @@ pub fn sparse(raw: &[u8], spec: &dyn Fn(u64) -> GrainSpec, o: &SparseOpts) -> Ve
             }
         }
     }
-    let flags = 1
-        | if o.rgd { super::sparse::FLAG_RGD } else { 0 }
-        | if zeroed {
-            super::sparse::FLAG_ZEROED_GRAIN
-        } else {
-            0
-        };
+    let flags =
+        1 | if o.rgd { super::sparse::FLAG_RGD } else { 0 } | if zeroed { super::sparse::FLAG_ZEROED_GRAIN } else { 0 };
     let mut f = kdmv_header(
         if zeroed { 2 } else { 1 },
         flags,
         cap,
         o.grain_sectors,
-        if desc.is_empty() {
-            (0, 0)
-        } else {
-            (1, desc_sectors)
-        },
+        if desc.is_empty() { (0, 0) } else { (1, desc_sectors) },
         o.gtes,
         rgd_at,
         gd_at,
@@ -351,9 +323,7 @@ pub fn sesparse(raw: &[u8], spec: &dyn Fn(u64) -> SeGrain) -> Vec<u8> {
     let gts_at = gd_at + gd_size;
     let gts_size = n_gts * 64;
     let grains_at = gts_at + gts_size;
-    let data_grains: Vec<u64> = (0..n_grains)
-        .filter(|&g| spec(g) == SeGrain::Data)
-        .collect();
+    let data_grains: Vec<u64> = (0..n_grains).filter(|&g| spec(g) == SeGrain::Data).collect();
     let mut h = vec![0u8; 512];
     let fields: [u64; 26] = [
         0xcafe_babe,

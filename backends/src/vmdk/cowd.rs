@@ -63,15 +63,7 @@ pub fn open(src: Arc<dyn ByteSource>) -> Result<GrainMap> {
             s => Ok(Gde::At(s.mul_or(512, "COWD grain table offset")?)),
         })
         .collect::<Result<Vec<_>>>()?;
-    GrainMap::new(
-        src,
-        capacity,
-        grain,
-        GT_ENTRIES,
-        gd,
-        Encoding::Cowd,
-        Storage::Plain,
-    )
+    GrainMap::new(src, capacity, grain, GT_ENTRIES, gd, Encoding::Cowd, Storage::Plain)
 }
 
 #[cfg(test)]
@@ -98,11 +90,7 @@ mod tests {
         let mut off = 0;
         while off < raw.len() as u64 {
             let (n, a) = m.status(off, raw.len() as u64 - off).unwrap();
-            let want = if spec(off / 512) == GrainSpec::Data {
-                Allocation::Data
-            } else {
-                Allocation::Unallocated
-            };
+            let want = if spec(off / 512) == GrainSpec::Data { Allocation::Data } else { Allocation::Unallocated };
             assert_eq!(a, want);
             if a == Allocation::Data {
                 let mut b = vec![0u8; n as usize];

@@ -171,12 +171,8 @@ impl Descriptor {
     /// Virtual size in sectors: the sum of the extent sizes.
     pub fn total_sectors(&self) -> Result<u64> {
         self.extents.iter().try_fold(0u64, |acc, e| {
-            acc.checked_add(e.sectors).ok_or_else(|| {
-                Error::invalid(format!(
-                    "descriptor extent sizes overflow at line {}",
-                    e.line
-                ))
-            })
+            acc.checked_add(e.sectors)
+                .ok_or_else(|| Error::invalid(format!("descriptor extent sizes overflow at line {}", e.line)))
         })
     }
 }
@@ -188,9 +184,7 @@ pub fn decode(raw: &[u8]) -> (String, &'static str) {
     let raw = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
     let raw = &raw[..raw.len().min(MAX_DESCRIPTOR_LEN)];
     let label = declared_encoding(raw);
-    let enc = label
-        .and_then(|l| encoding_rs::Encoding::for_label(l.as_bytes()))
-        .unwrap_or(encoding_rs::UTF_8);
+    let enc = label.and_then(|l| encoding_rs::Encoding::for_label(l.as_bytes())).unwrap_or(encoding_rs::UTF_8);
     // `decode_without_bom_handling`: a descriptor has no BOM; replacement characters only
     // appear for bytes that are invalid in the declared encoding.
     let (text, _) = enc.decode_without_bom_handling(raw);
@@ -222,15 +216,9 @@ fn unquote(v: &str) -> &str {
 
 fn parse_hex_u32(key: &str, v: &str, line: usize) -> Result<u32> {
     let t = v.trim();
-    let t = t
-        .strip_prefix("0x")
-        .or_else(|| t.strip_prefix("0X"))
-        .unwrap_or(t);
-    u32::from_str_radix(t, 16).map_err(|_| {
-        Error::invalid(format!(
-            "descriptor line {line}: {key}={v:?} is not a 32-bit hexadecimal number"
-        ))
-    })
+    let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    u32::from_str_radix(t, 16)
+        .map_err(|_| Error::invalid(format!("descriptor line {line}: {key}={v:?} is not a 32-bit hexadecimal number")))
 }
 
 /// Parses descriptor bytes (stopping at the first NUL, at most [`MAX_DESCRIPTOR_LEN`]).
@@ -263,11 +251,10 @@ pub fn parse_str(text: &str) -> Result<Descriptor> {
         let value = unquote(v);
         match key.to_ascii_lowercase().as_str() {
             "version" => {
-                d.version = Some(value.trim().parse().map_err(|_| {
-                    Error::invalid(format!(
-                        "descriptor line {n}: version={value:?} is not a number"
-                    ))
-                })?)
+                d.version =
+                    Some(value.trim().parse().map_err(|_| {
+                        Error::invalid(format!("descriptor line {n}: version={value:?} is not a number"))
+                    })?)
             }
             "encoding" => d.encoding = Some(value.to_string()),
             "cid" => d.cid = Some(parse_hex_u32("CID", value, n)?),
@@ -301,16 +288,12 @@ fn parse_extent(line: &str, access: Access, n: usize) -> Result<ExtentLine> {
     };
     let _access = word(&mut rest);
     let sectors = word(&mut rest).ok_or_else(|| bad("extent line without a size"))?;
-    let sectors: u64 = sectors
-        .parse()
-        .map_err(|_| bad("extent size is not a number of sectors"))?;
+    let sectors: u64 = sectors.parse().map_err(|_| bad("extent size is not a number of sectors"))?;
     let kind = word(&mut rest).ok_or_else(|| bad("extent line without a type"))?;
     let kind = ExtentType::parse(&kind);
     let r = rest.trim_start();
     let (file, after) = if let Some(q) = r.strip_prefix('"') {
-        let end = q
-            .find('"')
-            .ok_or_else(|| bad("unterminated quoted file name"))?;
+        let end = q.find('"').ok_or_else(|| bad("unterminated quoted file name"))?;
         (Some(q[..end].to_string()), &q[end + 1..])
     } else if r.is_empty() {
         (None, r)
@@ -322,21 +305,12 @@ fn parse_extent(line: &str, access: Access, n: usize) -> Result<ExtentLine> {
     let mut after = after;
     let start_sector = match word(&mut after) {
         None => 0,
-        Some(s) => s
-            .parse()
-            .map_err(|_| bad("extent start sector is not a number"))?,
+        Some(s) => s.parse().map_err(|_| bad("extent start sector is not a number"))?,
     };
     if file.as_deref() == Some("") {
         return Err(bad("empty extent file name"));
     }
-    Ok(ExtentLine {
-        access,
-        sectors,
-        kind,
-        file,
-        start_sector,
-        line: n,
-    })
+    Ok(ExtentLine { access, sectors, kind, file, start_sector, line: n })
 }
 
 #[cfg(test)]
@@ -437,17 +411,11 @@ ddb.uuid = \"60 00 C2 9a 12 34 56 78-9a bc de f0 12 34 56 78\"\r\n";
         let mut raw = b"encoding=\"GBK\"\nRW 8 FLAT \"".to_vec();
         raw.extend_from_slice(&[0xb4, 0xc5, 0xc5, 0xcc]);
         raw.extend_from_slice(b".vmdk\" 0\n");
-        assert_eq!(
-            parse(&raw).unwrap().extents[0].file.as_deref(),
-            Some("磁盘.vmdk")
-        );
+        assert_eq!(parse(&raw).unwrap().extents[0].file.as_deref(), Some("磁盘.vmdk"));
         let mut raw = b"encoding=\"Big5\"\nRW 8 FLAT \"".to_vec();
         raw.extend_from_slice(&[0xba, 0xcf, 0xba, 0xd0]);
         raw.extend_from_slice(b".vmdk\" 0\n");
-        assert_eq!(
-            parse(&raw).unwrap().extents[0].file.as_deref(),
-            Some("磁碟.vmdk")
-        );
+        assert_eq!(parse(&raw).unwrap().extents[0].file.as_deref(), Some("磁碟.vmdk"));
         // Unknown or absent encodings: lossy UTF-8.
         let d = parse(b"encoding=\"klingon\"\nRW 8 FLAT \"\xff.vmdk\" 0\n").unwrap();
         assert_eq!(d.extents[0].file.as_deref(), Some("\u{fffd}.vmdk"));

@@ -5,7 +5,6 @@
 //! (`Zero { explicit: false }`), so they are never read.
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -34,12 +33,7 @@ impl Flat {
             .with_path(src.path()));
         }
         let holes = src.as_file().is_some_and(|f| f.kind() == FileKind::Regular);
-        Ok(Flat {
-            src,
-            offset,
-            len,
-            holes,
-        })
+        Ok(Flat { src, offset, len, holes })
     }
 
     /// The file.
@@ -48,22 +42,10 @@ impl Flat {
     }
 
     fn seek(&self, offset: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
-        let Some(file) = self.src.as_file() else {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        };
-        let off = libc::off_t::try_from(offset)
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: lseek takes a valid open fd (owned by `file`, alive for the call) and plain
-        // integers; it touches no memory of ours.
-        let r = unsafe { libc::lseek(file.file().as_raw_fd(), off, whence) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ENXIO) {
-                return Ok(None);
-            }
-            return Err(e);
+        match self.src.as_file() {
+            Some(file) => file.seek_data_hole(offset, whence),
+            None => Err(io::Error::from_raw_os_error(libc::EINVAL)),
         }
-        Ok(Some(r as u64))
     }
 
     /// What the extent holds at `rel` (< len), up to `max_len` bytes.
@@ -88,9 +70,7 @@ impl Flat {
         match r {
             Ok(x) => Ok(x),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok((n, Allocation::Data)),
-            Err(e) => Err(Error::io("looking for holes (SEEK_DATA/SEEK_HOLE)", e)
-                .at(start)
-                .with_path(self.src.path())),
+            Err(e) => Err(Error::io("looking for holes (SEEK_DATA/SEEK_HOLE)", e).at(start).with_path(self.src.path())),
         }
     }
 
@@ -98,9 +78,7 @@ impl Flat {
     pub fn read(&self, buf: &mut [u8], rel: u64) -> Result<()> {
         let at = self.offset + rel;
         self.src.read_exact_at(buf, at).map_err(|e| {
-            Error::io(format!("reading {} bytes of a flat extent", buf.len()), e)
-                .at(at)
-                .with_path(self.src.path())
+            Error::io(format!("reading {} bytes of a flat extent", buf.len()), e).at(at).with_path(self.src.path())
         })
     }
 }

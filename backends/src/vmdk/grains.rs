@@ -123,13 +123,7 @@ pub fn gd_entries_needed(capacity: u64, grain: u64, gt_len: u64) -> Result<u64> 
 }
 
 /// Reads `count` little-endian entries of `width` bytes at `offset`, bounds-checked first.
-pub fn read_entries(
-    src: &dyn ByteSource,
-    offset: u64,
-    count: u64,
-    width: u64,
-    what: &str,
-) -> Result<Vec<u64>> {
+pub fn read_entries(src: &dyn ByteSource, offset: u64, count: u64, width: u64, what: &str) -> Result<Vec<u64>> {
     let bytes = count.mul_or(width, what)?;
     let end = offset.add_or(bytes, what)?;
     if end > src.len() {
@@ -226,14 +220,8 @@ impl GrainMap {
                 return Ok(t.clone());
             }
         }
-        let t: Arc<[u64]> = read_entries(
-            self.src.as_ref(),
-            offset,
-            self.gt_len,
-            self.entry_width(),
-            "grain table",
-        )?
-        .into();
+        let t: Arc<[u64]> =
+            read_entries(self.src.as_ref(), offset, self.gt_len, self.entry_width(), "grain table")?.into();
         let mut c = self.gt_cache.lock().unwrap_or_else(|e| e.into_inner());
         if c.len() >= self.gt_cache_cap {
             // Evict the least recently used quarter (amortises the O(n) scan).
@@ -279,8 +267,7 @@ impl GrainMap {
     fn grain_at(&self, g: u64) -> Result<Grain> {
         let gdi = g / self.gt_len;
         let gde = *self.gd.get(gdi as usize).ok_or_else(|| {
-            Error::corrupt(format!("grain {g} lies past the grain directory"))
-                .with_path(self.src.path())
+            Error::corrupt(format!("grain {g} lies past the grain directory")).with_path(self.src.path())
         })?;
         match gde {
             Gde::None => Ok(Grain::Unallocated),
@@ -309,9 +296,7 @@ impl GrainMap {
             // A whole unallocated GT span is skipped without looking at each grain.
             let gdi = g / self.gt_len;
             if g.is_multiple_of(self.gt_len) {
-                let span_end = (gdi + 1)
-                    .saturating_mul(self.gt_len)
-                    .saturating_mul(self.grain);
+                let span_end = (gdi + 1).saturating_mul(self.gt_len).saturating_mul(self.grain);
                 let whole = match self.gd.get(gdi as usize) {
                     Some(Gde::None) => Some(Allocation::Unallocated),
                     Some(Gde::Zero) => Some(Allocation::Zero { explicit: true }),
@@ -345,10 +330,8 @@ impl GrainMap {
     fn data_offset(&self, g: u64) -> Result<u64> {
         match self.grain_at(g)? {
             Grain::At(o) => Ok(o),
-            other => Err(Error::corrupt(format!(
-                "grain {g} changed state while being read ({other:?})"
-            ))
-            .with_path(self.src.path())),
+            other => Err(Error::corrupt(format!("grain {g} changed state while being read ({other:?})"))
+                .with_path(self.src.path())),
         }
     }
 
@@ -389,11 +372,9 @@ impl GrainMap {
             .at(file_off)
             .with_path(self.src.path()));
         }
-        self.src.read_exact_at(buf, file_off).map_err(|e| {
-            Error::io("reading grain data", e)
-                .at(file_off)
-                .with_path(self.src.path())
-        })
+        self.src
+            .read_exact_at(buf, file_off)
+            .map_err(|e| Error::io("reading grain data", e).at(file_off).with_path(self.src.path()))
     }
 
     /// Bytes of grain `g` that lie inside the capacity.
@@ -415,10 +396,7 @@ impl GrainMap {
             rest = tail;
             v += n as u64;
         }
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(8);
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
         if threads < 2 || jobs.len() < 4 {
             for (dst, g, in_grain, at) in jobs {
                 self.decode_into(dst, g, in_grain, at, markers)?;
@@ -438,21 +416,13 @@ impl GrainMap {
                     })
                 })
                 .collect();
-            handles.into_iter().try_for_each(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::corrupt("grain decoder thread panicked")))
-            })
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|_| Err(Error::corrupt("grain decoder thread panicked"))))
         })
     }
 
-    fn decode_into(
-        &self,
-        dst: &mut [u8],
-        g: u64,
-        in_grain: usize,
-        at: u64,
-        markers: bool,
-    ) -> Result<()> {
+    fn decode_into(&self, dst: &mut [u8], g: u64, in_grain: usize, at: u64, markers: bool) -> Result<()> {
         let glen = self.grain_len(g);
         if in_grain == 0 && dst.len() == glen {
             return self.inflate(dst, g, at, markers);
@@ -477,8 +447,7 @@ impl GrainMap {
         };
         let end = in_grain + dst.len();
         if end > data.len() {
-            return Err(Error::corrupt(format!("read past the end of grain {g}"))
-                .with_path(self.src.path()));
+            return Err(Error::corrupt(format!("read past the end of grain {g}")).with_path(self.src.path()));
         }
         dst.copy_from_slice(&data[in_grain..end]);
         Ok(())
@@ -493,9 +462,7 @@ impl GrainMap {
             let lba = u64::from_le_bytes(hdr[0..8].try_into().unwrap());
             let size = u32::from_le_bytes(hdr[8..12].try_into().unwrap()) as u64;
             if size == 0 {
-                return Err(corrupt(format!(
-                    "grain {g} points at a metadata marker, not a compressed grain"
-                )));
+                return Err(corrupt(format!("grain {g} points at a metadata marker, not a compressed grain")));
             }
             let want_lba = g * (self.grain / 512);
             if lba != want_lba {
@@ -519,12 +486,7 @@ impl GrainMap {
                 "compressed grain ({data_len} bytes) lies past the end of the file ({len} bytes)"
             )));
         }
-        let comp = crate::source::read_vec(
-            self.src.as_ref(),
-            data_off,
-            data_len as usize,
-            "compressed grain",
-        )?;
+        let comp = crate::source::read_vec(self.src.as_ref(), data_off, data_len as usize, "compressed grain")?;
         let mut z = flate2::read::ZlibDecoder::new(&comp[..]);
         let mut filled = 0usize;
         while filled < dst.len() {
@@ -537,10 +499,7 @@ impl GrainMap {
             }
         }
         if filled < dst.len() {
-            return Err(corrupt(format!(
-                "grain {g} inflates to {filled} bytes, {} expected",
-                dst.len()
-            )));
+            return Err(corrupt(format!("grain {g} inflates to {filled} bytes, {} expected", dst.len())));
         }
         Ok(())
     }

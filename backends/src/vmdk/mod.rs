@@ -63,9 +63,7 @@ fn probe_vmdk(input: &ProbeInput<'_>) -> Confidence {
     if h.starts_with(sparse::MAGIC) || h.starts_with(cowd::MAGIC) {
         return Confidence::CERTAIN;
     }
-    if sesparse::has_magic(h)
-        && h.len() >= 16
-        && u64::from_le_bytes(h[8..16].try_into().unwrap()) == sesparse::VERSION
+    if sesparse::has_magic(h) && h.len() >= 16 && u64::from_le_bytes(h[8..16].try_into().unwrap()) == sesparse::VERSION
     {
         return Confidence::CERTAIN;
     }
@@ -84,17 +82,10 @@ fn looks_like_descriptor(head: &[u8], len: u64) -> bool {
     let head = &head[..head.iter().position(|&b| b == 0).unwrap_or(head.len())];
     let text = String::from_utf8_lossy(head);
     let text = text.trim_start_matches('\u{feff}').trim_start();
-    if text
-        .get(..21)
-        .is_some_and(|s| s.eq_ignore_ascii_case("# Disk DescriptorFile"))
-    {
+    if text.get(..21).is_some_and(|s| s.eq_ignore_ascii_case("# Disk DescriptorFile")) {
         return true;
     }
-    text.lines().any(|l| {
-        l.trim()
-            .split_once('=')
-            .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("createType"))
-    })
+    text.lines().any(|l| l.trim().split_once('=').is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("createType")))
 }
 
 /// What one extent of the disk is backed by.
@@ -130,10 +121,7 @@ impl VmdkReader {
         let path = src.path().to_path_buf();
         let len = src.len();
         if len < 4 {
-            return Err(
-                Error::invalid(format!("not a VMDK: the file is only {len} bytes"))
-                    .with_path(&path),
-            );
+            return Err(Error::invalid(format!("not a VMDK: the file is only {len} bytes")).with_path(&path));
         }
         let head = read_vec(src.as_ref(), 0, len.min(16) as usize, "VMDK magic")?;
         if head.starts_with(sparse::MAGIC) {
@@ -182,22 +170,12 @@ impl VmdkReader {
         let mut facts = vec![
             ("sparseVersion".to_string(), h.version.to_string()),
             ("grainSize".to_string(), map.grain_size().to_string()),
-            (
-                "compressed".to_string(),
-                if map.compressed() { "deflate" } else { "no" }.to_string(),
-            ),
+            ("compressed".to_string(), if map.compressed() { "deflate" } else { "no" }.to_string()),
         ];
         if h.unclean_shutdown != 0 {
-            facts.push((
-                "warning".into(),
-                "the disk was not closed cleanly (uncleanShutdown set)".into(),
-            ));
+            facts.push(("warning".into(), "the disk was not closed cleanly (uncleanShutdown set)".into()));
         }
-        let ext = Ext {
-            start: 0,
-            len: map.capacity(),
-            data: ExtData::Sparse(map),
-        };
+        let ext = Ext { start: 0, len: map.capacity(), data: ExtData::Sparse(map) };
         Self::open_described(desc, &path, ctx, Some((ext, facts)))
     }
 
@@ -255,14 +233,7 @@ impl VmdkReader {
         } else {
             None
         };
-        Ok(VmdkReader {
-            path: path.to_path_buf(),
-            size,
-            extents,
-            parent,
-            cid: desc.cid,
-            details,
-        })
+        Ok(VmdkReader { path: path.to_path_buf(), size, extents, parent, cid: desc.cid, details })
     }
 
     /// The descriptor's content id, if it has one.
@@ -273,30 +244,20 @@ impl VmdkReader {
     fn ext_at(&self, offset: u64) -> Result<&Ext> {
         let i = self.extents.partition_point(|e| e.start + e.len <= offset);
         self.extents.get(i).ok_or_else(|| {
-            Error::new(
-                ErrorKind::OutOfBounds,
-                format!("offset {offset} is past the virtual size {}", self.size),
-            )
-            .with_path(&self.path)
+            Error::new(ErrorKind::OutOfBounds, format!("offset {offset} is past the virtual size {}", self.size))
+                .with_path(&self.path)
         })
     }
 }
 
 fn refuse_device(desc: &Descriptor, what: &str) -> Error {
-    let targets: Vec<String> = desc
-        .extents
-        .iter()
-        .filter_map(|e| e.file.as_ref().map(|f| format!("{f:?} ({})", e.kind)))
-        .collect();
+    let targets: Vec<String> =
+        desc.extents.iter().filter_map(|e| e.file.as_ref().map(|f| format!("{f:?} ({})", e.kind))).collect();
     Error::unsupported(format!(
         "createType {what:?} is a raw-device disk: its data lives on {}, not in a disk file. \
          Copy the device into a virtual disk first (on ESXi: `vmkfstools -i disk.vmdk -d thin \
          copy.vmdk`; elsewhere: `dd` the device into a raw image) and convert that",
-        if targets.is_empty() {
-            "a host device".to_string()
-        } else {
-            targets.join(", ")
-        }
+        if targets.is_empty() { "a host device".to_string() } else { targets.join(", ") }
     ))
 }
 
@@ -329,20 +290,13 @@ fn open_extents(
             (_, Access::NoAccess) => {
                 details.push((
                     "warning".into(),
-                    format!(
-                        "extent {} is NOACCESS and reads as zeros (descriptor line {})",
-                        i + 1,
-                        line.line
-                    ),
+                    format!("extent {} is NOACCESS and reads as zeros (descriptor line {})", i + 1, line.line),
                 ));
                 Some(ExtData::Zero)
             }
             (kind, _) => {
                 let name = line.file.as_deref().ok_or_else(|| {
-                    at_line(Error::invalid(format!(
-                        "descriptor line {}: {kind} extent without a file name",
-                        line.line
-                    )))
+                    at_line(Error::invalid(format!("descriptor line {}: {kind} extent without a file name", line.line)))
                 })?;
                 match probe::open_data_file(ctx.policy, path, name, "extent") {
                     Err(e) if e.kind() == ErrorKind::MissingFile => {
@@ -368,11 +322,7 @@ fn open_extents(
                 "the descriptor names {} extent file{} that cannot be found next to it: {}",
                 missing.len(),
                 if missing.len() == 1 { "" } else { "s" },
-                missing
-                    .iter()
-                    .map(|m| format!("{m:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                missing.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
             ),
         )
         .with_path(path));
@@ -391,12 +341,7 @@ fn describe(l: &ExtentLine) -> String {
     s
 }
 
-fn open_file_extent(
-    kind: &ExtentType,
-    line: &ExtentLine,
-    file: Arc<dyn ByteSource>,
-    len: u64,
-) -> Result<ExtData> {
+fn open_file_extent(kind: &ExtentType, line: &ExtentLine, file: Arc<dyn ByteSource>, len: u64) -> Result<ExtData> {
     match kind {
         ExtentType::Flat | ExtentType::Vmfs => {
             let off = line.start_sector.mul_or(512, "extent start")?;
@@ -426,8 +371,7 @@ fn open_file_extent(
 /// or Windows path, then its file name in the child's directory.
 fn parent_candidates(hint: &str) -> Vec<String> {
     let b = hint.as_bytes();
-    let windows =
-        hint.contains('\\') || (b.len() >= 2 && b[1] == b':' && b[0].is_ascii_alphabetic());
+    let windows = hint.contains('\\') || (b.len() >= 2 && b[1] == b':' && b[0].is_ascii_alphabetic());
     let base = hint.rsplit(['/', '\\']).next().unwrap_or(hint).to_string();
     if windows {
         vec![base]
@@ -447,10 +391,7 @@ fn open_parent_hint(ctx: &OpenCtx<'_>, child: &Path, hint: &str) -> Result<Box<d
             Err(e) if i + 1 < cands.len() => last = Some(e),
             Err(e) => {
                 let msg = if c != hint {
-                    format!(
-                        "parentFileNameHint {hint:?}: looked for {c:?} in the disk's directory: {}",
-                        e.message()
-                    )
+                    format!("parentFileNameHint {hint:?}: looked for {c:?} in the disk's directory: {}", e.message())
                 } else {
                     e.message().to_string()
                 };
@@ -468,20 +409,12 @@ fn open_parent_hint(ctx: &OpenCtx<'_>, child: &Path, hint: &str) -> Result<Box<d
 
 /// `parentCID` of the child must equal the parent's `CID` (VMware refuses such a chain, and
 /// qemu fails every read that reaches the parent), unless the policy says to ignore it.
-fn check_cid(
-    desc: &Descriptor,
-    child: &Path,
-    parent: &dyn BlockReader,
-    ctx: &OpenCtx<'_>,
-) -> Result<()> {
+fn check_cid(desc: &Descriptor, child: &Path, parent: &dyn BlockReader, ctx: &OpenCtx<'_>) -> Result<()> {
     let Some(want) = desc.parent_cid.filter(|&c| c != NO_PARENT_CID) else {
         return Ok(());
     };
-    let have = parent
-        .details()
-        .into_iter()
-        .find(|(k, _)| k == "CID")
-        .and_then(|(_, v)| u32::from_str_radix(&v, 16).ok());
+    let have =
+        parent.details().into_iter().find(|(k, _)| k == "CID").and_then(|(_, v)| u32::from_str_radix(&v, 16).ok());
     match have {
         Some(have) if have != want && !ctx.policy.ignore_cid => Err(Error::corrupt(format!(
             "snapshot chain is broken: this delta expects its parent {} to have CID {want:08x}, \
@@ -517,11 +450,7 @@ impl BlockReader for VmdkReader {
             ExtData::Sparse(m) if rel >= m.capacity() => (max, Allocation::Unallocated),
             ExtData::Sparse(m) => m.status(rel, max.min(m.capacity() - rel))?,
         };
-        Ok(Extent {
-            start: offset,
-            len,
-            alloc,
-        })
+        Ok(Extent { start: offset, len, alloc })
     }
 
     fn read_layer(&self, buf: &mut [u8], offset: u64) -> Result<()> {

@@ -51,31 +51,21 @@ pub fn open(src: Arc<dyn ByteSource>) -> Result<GrainMap> {
     }
     let capacity = le64(&h, 16).mul_or(512, "seSparse capacity")?;
     if le64(&h, 24) != 8 {
-        return Err(unsup(format!(
-            "seSparse grain size of {} sectors (only 8)",
-            le64(&h, 24)
-        )));
+        return Err(unsup(format!("seSparse grain size of {} sectors (only 8)", le64(&h, 24))));
     }
     if le64(&h, 32) != 64 {
-        return Err(unsup(format!(
-            "seSparse grain table size of {} sectors (only 64)",
-            le64(&h, 32)
-        )));
+        return Err(unsup(format!("seSparse grain table size of {} sectors (only 64)", le64(&h, 32))));
     }
     if le64(&h, 40) != 0 {
         return Err(unsup(format!("seSparse flags {:#x}", le64(&h, 40))));
     }
     if (48..80).step_by(8).any(|at| le64(&h, at) != 0) || h[208..].iter().any(|&b| b != 0) {
-        return Err(unsup(
-            "seSparse header with non-zero reserved fields".into(),
-        ));
+        return Err(unsup("seSparse header with non-zero reserved fields".into()));
     }
     let vh_off = le64(&h, 80).mul_or(512, "seSparse volatile header offset")?;
     let vh = read_vec(src.as_ref(), vh_off, 512, "seSparse volatile header")?;
     if le64(&vh, 0) != VOLATILE_MAGIC {
-        return Err(Error::corrupt("bad seSparse volatile header magic")
-            .at(vh_off)
-            .with_path(&path));
+        return Err(Error::corrupt("bad seSparse volatile header magic").at(vh_off).with_path(&path));
     }
     if le64(&vh, 24) != 0 {
         return Err(unsup(
@@ -114,15 +104,7 @@ pub fn open(src: Arc<dyn ByteSource>) -> Result<GrainMap> {
             Ok(Gde::At(sector.mul_or(512, "seSparse grain table offset")?))
         })
         .collect::<Result<Vec<_>>>()?;
-    GrainMap::new(
-        src,
-        capacity,
-        4096,
-        GT_ENTRIES,
-        gd,
-        Encoding::SeSparse { grains_offset },
-        Storage::Plain,
-    )
+    GrainMap::new(src, capacity, 4096, GT_ENTRIES, gd, Encoding::SeSparse { grains_offset }, Storage::Plain)
 }
 
 #[cfg(test)]
@@ -144,9 +126,7 @@ mod tests {
     #[test]
     fn reads_what_the_builder_wrote() {
         // 17 MiB + 1 sector: two grain tables, > 4096 clusters, a partial last grain.
-        let raw: Vec<u8> = (0..(17 << 20) + 512)
-            .map(|i: usize| (i / 4096 % 251) as u8 ^ (i as u8))
-            .collect();
+        let raw: Vec<u8> = (0..(17 << 20) + 512).map(|i: usize| (i / 4096 % 251) as u8 ^ (i as u8)).collect();
         let f = build::sesparse(&raw, &spec);
         let m = open(Arc::new(MemSource::new(f, "d-sesparse.vmdk"))).unwrap();
         let mut off = 0;

@@ -85,10 +85,7 @@ impl Header {
     /// Parses the first 512 bytes of `b` (which must start with `KDMV`).
     pub fn parse(b: &[u8]) -> Result<Header> {
         if b.len() < 512 {
-            return Err(Error::invalid(format!(
-                "KDMV header truncated: {} of 512 bytes",
-                b.len()
-            )));
+            return Err(Error::invalid(format!("KDMV header truncated: {} of 512 bytes", b.len())));
         }
         if &b[0..4] != MAGIC {
             return Err(Error::invalid("no KDMV magic"));
@@ -144,8 +141,7 @@ pub fn read_header(src: &dyn ByteSource) -> Result<Header> {
     if le64(&f, 1024) != 0 || le32(&f, 1032) != 0 || le32(&f, 1036) != MARKER_EOS {
         return Err(bad("no end-of-stream marker ends the file").at(at + 1024));
     }
-    let footer = Header::parse(&f[512..1024])
-        .map_err(|_| bad("the footer has no KDMV magic").at(at + 512))?;
+    let footer = Header::parse(&f[512..1024]).map_err(|_| bad("the footer has no KDMV magic").at(at + 512))?;
     if footer.gd_offset == GD_AT_END {
         return Err(bad("the footer does not say where it is either").at(at + 512));
     }
@@ -193,16 +189,10 @@ pub fn open(src: Arc<dyn ByteSource>, h: &Header) -> Result<GrainMap> {
         .with_path(&path));
     }
     if h.grain_size == 0 || h.grain_size > MAX_GRAIN_SECTORS {
-        return Err(invalid(format!(
-            "grain size of {} sectors (must be 1 to {MAX_GRAIN_SECTORS})",
-            h.grain_size
-        )));
+        return Err(invalid(format!("grain size of {} sectors (must be 1 to {MAX_GRAIN_SECTORS})", h.grain_size)));
     }
     if h.num_gtes_per_gt == 0 || h.num_gtes_per_gt > MAX_GTES_PER_GT {
-        return Err(invalid(format!(
-            "{} entries per grain table (must be 1 to {MAX_GTES_PER_GT})",
-            h.num_gtes_per_gt
-        )));
+        return Err(invalid(format!("{} entries per grain table (must be 1 to {MAX_GTES_PER_GT})", h.num_gtes_per_gt)));
     }
     let capacity = h.capacity.mul_or(512, "capacity")?;
     let grain = h.grain_size * 512;
@@ -240,22 +230,9 @@ pub fn open(src: Arc<dyn ByteSource>, h: &Header) -> Result<GrainMap> {
             s => Ok(Gde::At(s.mul_or(512, "grain table offset")?)),
         })
         .collect::<Result<Vec<_>>>()?;
-    let storage = if h.compressed() {
-        Storage::Deflate {
-            markers: h.flags & FLAG_MARKERS != 0,
-        }
-    } else {
-        Storage::Plain
-    };
-    GrainMap::new(
-        src,
-        capacity,
-        grain,
-        gt_len,
-        gd,
-        Encoding::Kdmv { zeroed_grain },
-        storage,
-    )
+    let storage =
+        if h.compressed() { Storage::Deflate { markers: h.flags & FLAG_MARKERS != 0 } } else { Storage::Plain };
+    GrainMap::new(src, capacity, grain, gt_len, gd, Encoding::Kdmv { zeroed_grain }, storage)
 }
 
 #[cfg(test)]
@@ -311,26 +288,13 @@ mod tests {
     #[test]
     fn hosted_sparse_with_zeroed_grains() {
         let raw = pattern(3 * 65536 * 4 + 1536);
-        check(
-            &raw,
-            &spec,
-            SparseOpts {
-                grain_sectors: 8,
-                gtes: 4,
-                ..SparseOpts::default()
-            },
-        );
+        check(&raw, &spec, SparseOpts { grain_sectors: 8, gtes: 4, ..SparseOpts::default() });
     }
 
     #[test]
     fn vmware_stream_with_footer_and_markers() {
         let raw = pattern(40 * 4096 + 512);
-        let opts = SparseOpts {
-            grain_sectors: 8,
-            gtes: 8,
-            stream: true,
-            ..SparseOpts::default()
-        };
+        let opts = SparseOpts { grain_sectors: 8, gtes: 8, stream: true, ..SparseOpts::default() };
         let nonzero = |g| {
             if g % 3 == 1 {
                 GrainSpec::Unallocated
@@ -353,8 +317,7 @@ mod tests {
         let raw = pattern(65536);
         let opts = SparseOpts::default();
         let mut file = build::sparse(&raw, &|_| GrainSpec::Data, &opts);
-        let src =
-            |f: &Vec<u8>| -> Arc<dyn ByteSource> { Arc::new(MemSource::new(f.clone(), "h.vmdk")) };
+        let src = |f: &Vec<u8>| -> Arc<dyn ByteSource> { Arc::new(MemSource::new(f.clone(), "h.vmdk")) };
         // GD past EOF.
         file[56..64].copy_from_slice(&(1u64 << 40).to_le_bytes());
         let s = src(&file);
@@ -371,9 +334,7 @@ mod tests {
         f3[4..8].copy_from_slice(&9u32.to_le_bytes());
         let s = src(&f3);
         assert_eq!(
-            open(s.clone(), &read_header(s.as_ref()).unwrap())
-                .unwrap_err()
-                .kind(),
+            open(s.clone(), &read_header(s.as_ref()).unwrap()).unwrap_err().kind(),
             crate::ErrorKind::Unsupported
         );
         let mut f4 = build::sparse(&raw, &|_| GrainSpec::Data, &opts);
@@ -385,12 +346,7 @@ mod tests {
     #[test]
     fn redundant_gd_is_used_when_the_primary_is_unreadable() {
         let raw = pattern(8 * 4096);
-        let opts = SparseOpts {
-            grain_sectors: 8,
-            gtes: 4,
-            rgd: true,
-            ..SparseOpts::default()
-        };
+        let opts = SparseOpts { grain_sectors: 8, gtes: 4, rgd: true, ..SparseOpts::default() };
         let mut file = build::sparse(&raw, &|_| GrainSpec::Data, &opts);
         file[56..64].copy_from_slice(&(1u64 << 40).to_le_bytes());
         let src: Arc<dyn ByteSource> = Arc::new(MemSource::new(file, "r.vmdk"));
@@ -403,12 +359,7 @@ mod tests {
     #[test]
     fn gt_past_eof_and_bad_grain_records_are_errors() {
         let raw = pattern(8 * 4096);
-        let opts = SparseOpts {
-            grain_sectors: 8,
-            gtes: 4,
-            stream: true,
-            ..SparseOpts::default()
-        };
+        let opts = SparseOpts { grain_sectors: 8, gtes: 4, stream: true, ..SparseOpts::default() };
         let file = build::sparse(&raw, &|_| GrainSpec::Data, &opts);
         let src: Arc<dyn ByteSource> = Arc::new(MemSource::new(file.clone(), "s.vmdk"));
         let h = read_header(src.as_ref()).unwrap();
