@@ -4,6 +4,7 @@ pub mod convert;
 pub mod exit;
 pub mod extract;
 pub mod info;
+pub mod inspect;
 pub mod map;
 pub mod open;
 pub mod outfile;
@@ -38,6 +39,8 @@ pub enum Command {
     Convert(convert::Args),
     /// Show a disk image's format, size, allocation and chain.
     Info(info::Args),
+    /// Show what a guest definition (xm, xl, SXP, VMX, OVF, OVA) would convert to.
+    Inspect(inspect::Args),
     /// Print a disk image's allocation map (like `qemu-img map`).
     Map(map::Args),
     /// Check an XVA file the way xapi's importer will.
@@ -60,6 +63,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Convert(a) => convert::run(a),
         Command::Info(a) => info::run(a),
+        Command::Inspect(a) => inspect::run(a),
         Command::Map(a) => map::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Extract(a) => extract::run(a),

@@ -1,0 +1,341 @@
+//! `xva inspect`: read a guest definition (xm, xl, SXP, VMX, OVF, OVA) and print the plan —
+//! the VM record, every disk (format, chain, virtual and allocated size), CD drives, NICs,
+//! snapshots and every note — without writing anything.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args as ClapArgs;
+use serde_json::json;
+
+use xva::backends::{probe, BlockReader, ByteSource, FileSource, OpenCtx, Window};
+use xva::guest::{self, Boot, DiskSource, Guest, GuestError, LoadOptions, SourceKind};
+
+use super::exit::{coded, Exit};
+use super::map::Style;
+use super::open::OpenArgs;
+use super::output::{human_bytes, sanitize};
+
+/// Show what `xva convert` would make of a guest definition.
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// The guest definition: an xm/xl config, config.sxp, .vmx, .ovf or .ova.
+    pub source: PathBuf,
+    /// Output style.
+    #[arg(long, value_enum, default_value_t = Style::Human)]
+    pub output: Style,
+    /// What SOURCE is, instead of detecting it by content: xm, xl, sxp, vmx, ovf, ova.
+    #[arg(long, value_name = "TYPE", value_parser = parse_kind)]
+    pub source_type: Option<SourceKind>,
+    /// Supply or override a value: an xm variable (as `xm create NAME=VALUE`), an xl setting or
+    /// a VMX key (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub set: Vec<(String, String)>,
+    /// Read disks whose path starts with OLD from NEW instead (repeatable), when the files were
+    /// copied away from the source host.
+    #[arg(long = "path-map", value_name = "OLD=NEW", value_parser = parse_pair)]
+    pub path_map: Vec<(String, String)>,
+    /// Inspect a VMware VM that looks running (lock files, .vmem).
+    #[arg(long)]
+    pub force: bool,
+    /// Skip the OVA manifest check (it reads the whole OVA once).
+    #[arg(long)]
+    pub no_manifest_check: bool,
+    #[command(flatten)]
+    pub open: OpenArgs,
+}
+
+fn parse_kind(s: &str) -> Result<SourceKind, String> {
+    SourceKind::from_name(s).ok_or_else(|| format!("unknown source type {s:?}; one of xm, xl, sxp, vmx, ovf, ova"))
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    guest::load::split_pair(s).ok_or_else(|| format!("expected KEY=VALUE, found {s:?}"))
+}
+
+/// The load options for these arguments (shared with `convert SOURCE` if the lead wants).
+pub fn load_options(args: &Args) -> LoadOptions {
+    LoadOptions {
+        source_type: args.source_type,
+        set: args.set.clone(),
+        path_map: args
+            .path_map
+            .iter()
+            .map(|(a, b)| (PathBuf::from(a), PathBuf::from(b)))
+            .collect(),
+        force: args.force,
+        skip_manifest: args.no_manifest_check,
+        allow_any_path: args.open.allow_any_path,
+        allow_missing: false,
+    }
+}
+
+/// A guest-definition error as an `Input` (exit 3) error.
+pub fn input_error(e: GuestError) -> anyhow::Error {
+    coded(Exit::Input, e.to_string())
+}
+
+/// Opens disk `d` of a guest: a file or block device, or a window of an OVA.
+pub fn open_disk(d: &guest::Disk, open: &OpenArgs) -> anyhow::Result<Box<dyn BlockReader>> {
+    match &d.source {
+        DiskSource::Path { path } => open.open(path),
+        DiskSource::OvaMember(m) => {
+            let file: Arc<dyn ByteSource> = Arc::new(FileSource::open(&m.ova)?);
+            let win: Arc<dyn ByteSource> = Arc::new(Window::new(file, m.offset, m.len, m.ova.join(&m.name))?);
+            let opts = open.options()?;
+            let ctx = OpenCtx::new(&opts.policy);
+            Ok(probe::open_source(win, opts.format, &ctx)?)
+        }
+        DiskSource::Script { script, target } => Err(coded(
+            Exit::Input,
+            format!("{} is a {script} block-script device ({target}); xva cannot read it", d.device),
+        )),
+    }
+}
+
+fn describe_source(d: &guest::Disk) -> String {
+    match &d.source {
+        DiskSource::Path { path } => path.display().to_string(),
+        DiskSource::OvaMember(m) => format!("{}:{} (bytes {}..+{})", m.ova.display(), m.name, m.offset, m.len),
+        DiskSource::Script { script, target } => format!("{script}:{target}"),
+    }
+}
+
+struct DiskInfo {
+    format: Option<&'static str>,
+    virtual_size: Option<u64>,
+    allocated: Option<u64>,
+    chain: Vec<String>,
+    error: Option<String>,
+}
+
+fn disk_info(d: &guest::Disk, open: &OpenArgs) -> DiskInfo {
+    match open_disk(d, open) {
+        Ok(r) => {
+            let size = r.virtual_size();
+            let mut allocated = 0u64;
+            let mut ok = true;
+            for m in r.extents(0..size) {
+                match m {
+                    Ok(m) if m.data => allocated += m.len,
+                    Ok(_) => {}
+                    Err(_) => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            DiskInfo {
+                format: Some(r.format().name),
+                virtual_size: Some(size),
+                allocated: ok.then_some(allocated),
+                chain: r.layers().iter().map(|l| l.path().display().to_string()).collect(),
+                error: None,
+            }
+        }
+        Err(e) => DiskInfo {
+            format: None,
+            virtual_size: None,
+            allocated: None,
+            chain: Vec::new(),
+            error: Some(format!("{e:#}")),
+        },
+    }
+}
+
+fn boot_text(b: &Boot) -> String {
+    match b {
+        Boot::Hvm { firmware, secure_boot, order } => format!(
+            "HVM, {} firmware{}, boot order {order}",
+            match firmware {
+                guest::Firmware::Bios => "BIOS",
+                guest::Firmware::Uefi => "UEFI",
+            },
+            if *secure_boot { " with Secure Boot" } else { "" }
+        ),
+        Boot::PvBootloader { bootloader, args, .. } => {
+            format!("PV via bootloader {bootloader} (xapi: pygrub), args {args:?}")
+        }
+        Boot::PvKernel { kernel, ramdisk, args } => format!(
+            "PV direct kernel {kernel}{}, args {args:?}",
+            ramdisk.as_ref().map(|r| format!(" + ramdisk {r}")).unwrap_or_default()
+        ),
+    }
+}
+
+/// Runs `xva inspect`.
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let g = guest::load(&args.source, &load_options(&args)).map_err(input_error)?;
+    let infos: Vec<DiskInfo> = g.disks.iter().map(|d| disk_info(d, &args.open)).collect();
+    let sizes: Option<Vec<u64>> = infos.iter().map(|i| i.virtual_size).collect();
+    let spec = sizes.as_ref().map(|s| g.to_vm_spec(s));
+    if args.output == Style::Json {
+        print_json(&args.source, &g, &infos, spec)?;
+    } else {
+        print_human(&args.source, &g, &infos, spec);
+    }
+    let unreadable = infos.iter().filter(|i| i.error.is_some()).count();
+    if unreadable > 0 {
+        return Err(coded(
+            Exit::Input,
+            format!("{unreadable} disk(s) cannot be opened; the conversion would fail"),
+        ));
+    }
+    Ok(Exit::Success)
+}
+
+fn print_json(
+    source: &Path,
+    g: &Guest,
+    infos: &[DiskInfo],
+    spec: Option<Result<xva::xva::records::VmSpec, GuestError>>,
+) -> anyhow::Result<()> {
+    let mut v = serde_json::to_value(g)?;
+    let disks: Vec<serde_json::Value> = g
+        .disks
+        .iter()
+        .zip(infos)
+        .enumerate()
+        .map(|(i, (d, info))| {
+            json!({
+                "index": i,
+                "device": d.device,
+                "source": describe_source(d),
+                "format_hint": d.format,
+                "format": info.format,
+                "virtual_size": info.virtual_size,
+                "allocated_bytes": info.allocated,
+                "chain": info.chain,
+                "error": info.error,
+            })
+        })
+        .collect();
+    let record = match spec {
+        Some(Ok(s)) => json!({
+            "name": s.name,
+            "memory": {"static_min": s.memory.static_min, "dynamic_min": s.memory.dynamic_min,
+                       "dynamic_max": s.memory.dynamic_max, "static_max": s.memory.static_max},
+            "vcpus_max": s.vcpus_max,
+            "vcpus_at_startup": s.vcpus_at_startup,
+            "domain_type": if s.boot.is_hvm() { "hvm" } else { "pv" },
+            "platform": {"acpi": s.platform.acpi, "apic": s.platform.apic, "pae": s.platform.pae,
+                         "nx": s.platform.nx, "viridian": s.platform.viridian,
+                         "timeoffset": s.platform.timeoffset},
+            "disks": s.disks.iter().map(|d| json!({"userdevice": d.userdevice, "bootable": d.bootable,
+                         "read_only": d.read_only, "virtual_size": d.virtual_size})).collect::<Vec<_>>(),
+            "cdrom": s.cdrom,
+            "vifs": s.vifs.iter().map(|x| json!({"device": x.device, "mac": x.mac, "network": x.network})).collect::<Vec<_>>(),
+        }),
+        Some(Err(e)) => json!({"error": e.to_string()}),
+        None => json!(null),
+    };
+    if let Some(o) = v.as_object_mut() {
+        o.insert("path".into(), json!(source.display().to_string()));
+        o.insert("disk_images".into(), json!(disks));
+        o.insert("vm_record".into(), record);
+    }
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+fn print_human(
+    source: &Path,
+    g: &Guest,
+    infos: &[DiskInfo],
+    spec: Option<Result<xva::xva::records::VmSpec, GuestError>>,
+) {
+    let s = |t: &str| sanitize(t);
+    println!("source:       {} ({})", s(&source.display().to_string()), g.source_kind);
+    println!("name:         {}", s(&g.name));
+    if !g.description.is_empty() {
+        println!("description:  {}", s(&g.description.replace('\n', " / ")));
+    }
+    if let Some(os) = &g.os {
+        println!("os:           {} ({})", s(&os.name), s(&os.source_id));
+    }
+    let m = g.memory;
+    if m.static_max == m.dynamic_max {
+        println!("memory:       {}", human_bytes(m.dynamic_max));
+    } else {
+        println!("memory:       {} (maximum {})", human_bytes(m.dynamic_max), human_bytes(m.static_max));
+    }
+    println!("vcpus:        {} (max {})", g.vcpus.at_startup, g.vcpus.max);
+    println!("boot:         {}", s(&boot_text(&g.boot)));
+    if let Some(Ok(spec)) = &spec {
+        let p = &spec.platform;
+        println!(
+            "platform:     acpi={} apic={} pae={} nx={} viridian={} timeoffset={}",
+            p.acpi,
+            p.apic,
+            p.pae,
+            p.nx,
+            p.viridian,
+            p.timeoffset.unwrap_or(0)
+        );
+    }
+    println!("disks:        {}", g.disks.len());
+    let userdevices = xva::xva::records::VmSpec::userdevices(g.disks.len(), !g.cdroms.is_empty());
+    for (i, (d, info)) in g.disks.iter().zip(infos).enumerate() {
+        println!(
+            "  [{i}] userdevice {}{}{}  {} ({:?})",
+            userdevices.get(i).copied().unwrap_or(0),
+            if d.bootable { ", bootable" } else { "" },
+            if d.read_only { ", read-only" } else { "" },
+            s(&d.device),
+            d.controller
+        );
+        println!("      source: {}", s(&describe_source(d)));
+        match &info.error {
+            Some(e) => println!("      cannot open: {}", s(e)),
+            None => {
+                println!(
+                    "      format: {}, virtual size {} ({} bytes), allocated {}",
+                    info.format.unwrap_or("?"),
+                    human_bytes(info.virtual_size.unwrap_or(0)),
+                    info.virtual_size.unwrap_or(0),
+                    info.allocated.map(human_bytes).unwrap_or_else(|| "?".into())
+                );
+                if info.chain.len() > 1 {
+                    println!("      chain:  {}", s(&info.chain.join(" -> ")));
+                }
+            }
+        }
+    }
+    for c in &g.cdroms {
+        println!(
+            "cd drive:     {} {}",
+            s(&c.device),
+            c.media.as_ref().map(|m| format!("(had {}; imported empty)", s(m))).unwrap_or_else(|| "(empty)".into())
+        );
+    }
+    for (i, n) in g.nics.iter().enumerate() {
+        println!(
+            "nic {i}:        mac {}, network {}, model {}",
+            n.mac.as_deref().unwrap_or("(generated)"),
+            s(n.network.as_deref().unwrap_or("-")),
+            s(n.model.as_deref().unwrap_or("-"))
+        );
+    }
+    for sn in &g.snapshots {
+        println!(
+            "snapshot:     {} {:?}{}{}",
+            sn.uid,
+            s(&sn.name),
+            sn.parent.map(|p| format!(" (parent {p})")).unwrap_or_default(),
+            if sn.current { " [current]" } else { "" }
+        );
+    }
+    if let Some(Err(e)) = &spec {
+        println!("vm record:    INVALID: {}", s(&e.to_string()));
+    }
+    if g.notes.is_empty() {
+        println!("notes:        none");
+    } else {
+        println!("notes:");
+        let mut notes = g.notes.clone();
+        notes.sort_by(|a, b| b.severity.cmp(&a.severity));
+        for n in notes {
+            println!("  {:<9} {}", n.severity.to_string(), s(&n.message));
+        }
+    }
+}
