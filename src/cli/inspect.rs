@@ -58,11 +58,7 @@ pub fn load_options(args: &Args) -> LoadOptions {
     LoadOptions {
         source_type: args.source_type,
         set: args.set.clone(),
-        path_map: args
-            .path_map
-            .iter()
-            .map(|(a, b)| (PathBuf::from(a), PathBuf::from(b)))
-            .collect(),
+        path_map: args.path_map.iter().map(|(a, b)| (PathBuf::from(a), PathBuf::from(b))).collect(),
         force: args.force,
         skip_manifest: args.no_manifest_check,
         allow_any_path: args.open.allow_any_path,
@@ -176,10 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     let unreadable = infos.iter().filter(|i| i.error.is_some()).count();
     if unreadable > 0 {
-        return Err(coded(
-            Exit::Input,
-            format!("{unreadable} disk(s) cannot be opened; the conversion would fail"),
-        ));
+        return Err(coded(Exit::Input, format!("{unreadable} disk(s) cannot be opened; the conversion would fail")));
     }
     Ok(Exit::Success)
 }

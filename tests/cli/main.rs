@@ -13,3 +13,5 @@ mod validate;
 // xva convert --server: uploads against a XenAPI test server (faults, cleanup, TLS pinning)
 mod fake_xapi;
 mod upload;
+// xva inspect: guest definitions (xm, xl, SXP, VMX, OVF, OVA), bad configs
+mod guest;
