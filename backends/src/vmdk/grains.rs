@@ -11,9 +11,9 @@
 //! offset is checked against the file length before it is read, and the cache is capped in
 //! bytes, so memory stays bounded whatever the disk size.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -56,6 +56,11 @@ pub enum Storage {
         /// Grain markers present (header flag bit 17).
         markers: bool,
     },
+}
+
+thread_local! {
+    /// Per-thread read buffer and inflater for compressed grains (reused, not reallocated).
+    static SCRATCH: RefCell<(Vec<u8>, Option<flate2::Decompress>)> = const { RefCell::new((Vec::new(), None)) };
 }
 
 /// Cached grain tables by file offset, with the tick of their last use.
@@ -457,50 +462,67 @@ impl GrainMap {
     fn inflate(&self, dst: &mut [u8], g: u64, at: u64, markers: bool) -> Result<()> {
         let len = self.src.len();
         let corrupt = |msg: String| Error::corrupt(msg).at(at).with_path(self.src.path());
-        let (data_off, data_len) = if markers {
-            let hdr = crate::source::read_vec(self.src.as_ref(), at, 12, "grain marker")?;
-            let lba = u64::from_le_bytes(hdr[0..8].try_into().unwrap());
-            let size = u32::from_le_bytes(hdr[8..12].try_into().unwrap()) as u64;
-            if size == 0 {
-                return Err(corrupt(format!("grain {g} points at a metadata marker, not a compressed grain")));
-            }
-            let want_lba = g * (self.grain / 512);
-            if lba != want_lba {
-                return Err(corrupt(format!(
-                    "grain marker says sector {lba}, but the grain table puts it at sector {want_lba}"
-                )));
-            }
-            if size > 2 * self.grain + 4096 {
-                return Err(corrupt(format!(
-                    "compressed grain of {size} bytes is larger than the grain ({} bytes) allows",
-                    self.grain
-                )));
-            }
-            (at + 12, size)
-        } else {
-            // No marker: the zlib stream starts at the entry; it ends itself.
-            (at, (2 * self.grain).min(len.saturating_sub(at)))
-        };
-        if data_off.checked_add(data_len).is_none_or(|e| e > len) {
-            return Err(corrupt(format!(
-                "compressed grain ({data_len} bytes) lies past the end of the file ({len} bytes)"
-            )));
+        if at >= len {
+            return Err(corrupt(format!("compressed grain {g} lies past the end of the file ({len} bytes)")));
         }
-        let comp = crate::source::read_vec(self.src.as_ref(), data_off, data_len as usize, "compressed grain")?;
-        let mut z = flate2::read::ZlibDecoder::new(&comp[..]);
-        let mut filled = 0usize;
-        while filled < dst.len() {
-            match z.read(&mut dst[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) => {
-                    return Err(corrupt(format!("grain {g} does not inflate")).with_source(e));
+        // One read usually covers the marker and the compressed bytes (which are rarely larger
+        // than the grain); the rest is read only when the marker says it is needed.
+        let limit = 2 * self.grain + 4096;
+        let first = (self.grain + 4096).min(len - at) as usize;
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            let (buf, z) = &mut *scratch;
+            buf.resize(first, 0);
+            self.src
+                .read_exact_at(buf, at)
+                .map_err(|e| Error::io("reading a compressed grain", e).at(at).with_path(self.src.path()))?;
+            let (skip, data_len) = if markers {
+                if buf.len() < 12 {
+                    return Err(corrupt(format!("grain marker of grain {g} is cut off by the end of the file")));
                 }
+                let lba = u64::from_le_bytes(buf[0..8].try_into().unwrap());
+                let size = u32::from_le_bytes(buf[8..12].try_into().unwrap()) as u64;
+                if size == 0 {
+                    return Err(corrupt(format!("grain {g} points at a metadata marker, not a compressed grain")));
+                }
+                let want_lba = g * (self.grain / 512);
+                if lba != want_lba {
+                    return Err(corrupt(format!(
+                        "grain marker says sector {lba}, but the grain table puts it at sector {want_lba}"
+                    )));
+                }
+                if size > limit {
+                    return Err(corrupt(format!(
+                        "compressed grain of {size} bytes is larger than the grain ({} bytes) allows",
+                        self.grain
+                    )));
+                }
+                if at + 12 + size > len {
+                    return Err(corrupt(format!(
+                        "compressed grain ({size} bytes) lies past the end of the file ({len} bytes)"
+                    )));
+                }
+                (12usize, size as usize)
+            } else {
+                // No marker: the zlib stream starts at the entry and ends itself.
+                (0usize, (limit.min(len - at)) as usize)
+            };
+            if skip + data_len > buf.len() {
+                let old = buf.len();
+                buf.resize(skip + data_len, 0);
+                self.src
+                    .read_exact_at(&mut buf[old..], at + old as u64)
+                    .map_err(|e| Error::io("reading a compressed grain", e).at(at).with_path(self.src.path()))?;
             }
-        }
-        if filled < dst.len() {
-            return Err(corrupt(format!("grain {g} inflates to {filled} bytes, {} expected", dst.len())));
-        }
-        Ok(())
+            let z = z.get_or_insert_with(|| flate2::Decompress::new(true));
+            z.reset(true);
+            let r = z.decompress(&buf[skip..skip + data_len], dst, flate2::FlushDecompress::Finish);
+            let filled = z.total_out() as usize;
+            match r {
+                Ok(_) if filled == dst.len() => Ok(()),
+                Ok(_) => Err(corrupt(format!("grain {g} inflates to {filled} bytes, {} expected", dst.len()))),
+                Err(e) => Err(corrupt(format!("grain {g} does not inflate")).with_source(e)),
+            }
+        })
     }
 }
