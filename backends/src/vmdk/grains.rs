@@ -526,3 +526,63 @@ impl GrainMap {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemSource;
+    use crate::vmdk::build::{self, GrainSpec, SparseOpts};
+    use crate::vmdk::sparse;
+
+    fn map_of(raw: &[u8], opts: &SparseOpts, spec: &dyn Fn(u64) -> GrainSpec) -> GrainMap {
+        let f = build::sparse(raw, spec, opts);
+        let src: Arc<dyn ByteSource> = Arc::new(MemSource::new(f, "c.vmdk"));
+        let h = sparse::read_header(src.as_ref()).unwrap();
+        sparse::open(src, &h).unwrap()
+    }
+
+    #[test]
+    fn the_grain_table_cache_stays_bounded() {
+        // 256 grain tables of 2 entries; a cache of 4 tables.
+        let raw: Vec<u8> = (0..512 * 4096).map(|i: usize| (i / 4096) as u8 ^ (i as u8)).collect();
+        let opts = SparseOpts { grain_sectors: 8, gtes: 2, ..Default::default() };
+        let mut m = map_of(&raw, &opts, &|g| if g % 3 == 2 { GrainSpec::Unallocated } else { GrainSpec::Data });
+        m.gt_cache_cap = 4;
+        for pass in 0..2 {
+            let mut off = 0u64;
+            while off < raw.len() as u64 {
+                let (n, a) = m.status(off, 3 * 4096).unwrap();
+                if a == Allocation::Data {
+                    let mut b = vec![0u8; n as usize];
+                    m.read(&mut b, off).unwrap();
+                    assert_eq!(b, raw[off as usize..(off + n) as usize], "pass {pass} at {off}");
+                }
+                off += n;
+                assert!(m.gt_cache.lock().unwrap().len() <= 4);
+            }
+        }
+    }
+
+    #[test]
+    fn reads_from_several_threads_agree() {
+        let raw: Vec<u8> = (0..(3 << 20) + 512).map(|i: usize| ((i * 7) >> 9) as u8).collect();
+        let opts = SparseOpts { grain_sectors: 16, gtes: 16, stream: true, ..Default::default() };
+        let m = map_of(&raw, &opts, &|_| GrainSpec::Data);
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let (m, raw) = (&m, &raw);
+                s.spawn(move || {
+                    let step = 4096 * (t + 1) + 512 * t;
+                    let mut off = t * 1000 / 512 * 512;
+                    while off < raw.len() as u64 {
+                        let n = step.min(raw.len() as u64 - off) as usize;
+                        let mut b = vec![0u8; n];
+                        m.read(&mut b, off).unwrap();
+                        assert_eq!(b, raw[off as usize..off as usize + n]);
+                        off += n as u64;
+                    }
+                });
+            }
+        });
+    }
+}
