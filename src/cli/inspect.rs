@@ -326,7 +326,7 @@ fn print_human(
     } else {
         println!("notes:");
         let mut notes = g.notes.clone();
-        notes.sort_by(|a, b| b.severity.cmp(&a.severity));
+        notes.sort_by_key(|n| std::cmp::Reverse(n.severity));
         for n in notes {
             println!("  {:<9} {}", n.severity.to_string(), s(&n.message));
         }

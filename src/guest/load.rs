@@ -65,9 +65,7 @@ pub fn detect(bytes: &[u8], path: &Path) -> Option<SourceKind> {
     if ext == "vmx" || vmx_hits >= 2 || kv.entries.keys().any(|k| k.contains(':') && k.contains('.')) {
         return Some(SourceKind::Vmx);
     }
-    if first.is_none() {
-        return None;
-    }
+    first?;
     // Valid libxlu grammar → xl (a literal-only xm file is valid xl too and means the same);
     // otherwise Python → xm.
     match xl::parse_opts(&text) {
@@ -413,7 +411,7 @@ mod tests {
         ];
         assert_eq!(map_path(Path::new("/vmfs/volumes/ds1/x.vmdk"), &maps), (PathBuf::from("/mnt/b/x.vmdk"), true));
         assert_eq!(map_path(Path::new("/vmfs/volumes/ds2/x.vmdk"), &maps), (PathBuf::from("/mnt/a/ds2/x.vmdk"), true));
-        assert_eq!(map_path(Path::new("/vmfs/volumesX/y"), &maps).1, false);
+        assert!(!map_path(Path::new("/vmfs/volumesX/y"), &maps).1);
         assert!(escapes(Path::new("../x")));
         assert!(escapes(Path::new("a/../../x")));
         assert!(!escapes(Path::new("a/../x")));
