@@ -252,3 +252,75 @@ fn sxp_fixture_detected_by_content() {
     assert_eq!(v["vm_record"]["domain_type"], "pv");
     assert_eq!(v["nics"][0]["mac"], "00:16:3e:1b:8b:d2");
 }
+
+/// Config → guest model → VM record → XVA (through the library, as `xva convert SOURCE` will
+/// wire it) → `xva verify`; the record carries what the source said.
+#[test]
+fn config_to_xva_end_to_end() {
+    use xva::backends::{open, OpenOptions};
+    use xva::xva::{records, writer};
+
+    let dir = TestDir::new();
+    // Boot disk with data at the start and the end; a second, empty disk.
+    let mut c = vec![0u8; 4 << 20];
+    c[..512].copy_from_slice(&[0x55; 512]);
+    let n = c.len();
+    c[n - 512..].copy_from_slice(&[0xaa; 512]);
+    write(&dir, "c.img", &c);
+    sized(&dir, "d.img", 2 << 20);
+    write(
+        &dir,
+        "win2008",
+        format!(
+            "kernel = '/usr/lib/xen/boot/hvmloader'\nbuilder = 'hvm'\nname = 'win%d' % 2008\n\
+             memory = '1024'\nmaxmem = 2048\nvcpus = 2\nacpi = 1\napic = 0\npae = 1\nviridian = 1\n\
+             rtc_timeoffset = -3600\n\
+             disk = [ 'file:{c},hda,w', 'file:{d},hdb,r', ',hdc:cdrom,r' ]\n\
+             vif = [ 'type=ioemu, mac=00:16:3e:5a:01:02, bridge=xenbr1', 'bridge=xenbr0' ]\n",
+            c = dir.join("c.img").display(),
+            d = dir.join("d.img").display(),
+        ),
+    );
+    let g = xva::guest::load(&dir.join("win2008"), &Default::default()).unwrap();
+    assert_eq!(g.source_kind, xva::guest::SourceKind::Xm);
+    let readers: Vec<_> = g
+        .disks
+        .iter()
+        .map(|d| match &d.source {
+            xva::guest::DiskSource::Path { path } => open(path, &OpenOptions::default()).unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let sizes: Vec<u64> = readers.iter().map(|r| r.virtual_size()).collect();
+    let vm = g.to_vm_spec(&sizes).unwrap();
+    let xml = records::ova_xml(&vm).unwrap();
+    let ids: Vec<String> = (0..readers.len()).map(records::vdi_id).collect();
+    let sources: Vec<writer::DiskSource<'_>> =
+        readers.iter().zip(&ids).map(|(r, id)| writer::DiskSource { id, reader: r.as_ref() }).collect();
+    let mut out = std::fs::File::create(dir.join("win2008.xva")).unwrap();
+    writer::write_xva(&mut out, &xml, &sources, &writer::WriteOptions::default(), &|_| {}).unwrap();
+    drop(out);
+    dir.xva_ok(["verify", "win2008.xva"]);
+
+    // Read ova.xml back out of the XVA (it is a tar; the guest OVA indexer reads it).
+    let xva_path = dir.join("win2008.xva");
+    let idx = ova::index_file(&xva_path).unwrap();
+    let m = idx.get("ova.xml").expect("ova.xml member");
+    let text = String::from_utf8(ova::read_member(&xva_path, m, 1 << 20).unwrap()).unwrap();
+    let has = |needle: &str| assert!(text.contains(needle), "ova.xml lacks {needle}");
+    has("<name>name_label</name><value>win2008</value>");
+    has(&format!("<name>memory_static_max</name><value>{}</value>", 2u64 << 30));
+    has(&format!("<name>memory_dynamic_max</name><value>{}</value>", 1u64 << 30));
+    has("<name>VCPUs_max</name><value>2</value>");
+    has("<name>HVM_boot_policy</name><value>BIOS order</value>");
+    has("<name>apic</name><value>false</value>");
+    has("<name>viridian</name><value>true</value>");
+    has("<name>timeoffset</name><value>-3600</value>");
+    has("<name>MAC</name><value>00:16:3e:5a:01:02</value>");
+    has("Pool-wide network associated with eth1");
+    has(&format!("<name>virtual_size</name><value>{}</value>", 4u64 << 20));
+    // Disk order: the boot disk's VDI (4 MiB) comes before the second (2 MiB).
+    let first = text.find(&format!("<name>virtual_size</name><value>{}</value>", 4u64 << 20)).unwrap();
+    let second = text.find(&format!("<name>virtual_size</name><value>{}</value>", 2u64 << 20)).unwrap();
+    assert!(first < second);
+}
