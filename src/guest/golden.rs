@@ -426,6 +426,8 @@ proptest! {
 
     #[test]
     fn vmx_never_panics(b in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = super::load::detect(&b, std::path::Path::new("x.cfg"));
+        let _ = super::ova::parse_manifest(&String::from_utf8_lossy(&b));
         let _ = vmx::parse(&b);
         let _ = vmx::parse_vmsd(&b);
         let mut with = b"config.version = \"8\"\nscsi0:0.fileName = \"".to_vec();

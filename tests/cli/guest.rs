@@ -191,8 +191,14 @@ fn ovf_for(disk_href: &str, disk_bytes: u64) -> String {
 #[test]
 fn ova_read_in_place_with_manifest() {
     let dir = TestDir::new();
-    let disk: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
-    let ovf = ovf_for("app01-disk1.vmdk", disk.len() as u64);
+    // The disk is a VMware-layout streamOptimized VMDK (compressed grains, GD at the end).
+    let raw: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let disk = xva::backends::vmdk::build::sparse(
+        &raw,
+        &|_| xva::backends::vmdk::build::GrainSpec::Data,
+        &xva::backends::vmdk::build::SparseOpts { stream: true, ..Default::default() },
+    );
+    let ovf = ovf_for("app01-disk1.vmdk", raw.len() as u64);
     let mf = format!(
         "SHA256(app01.ovf)= {}\nSHA1(app01-disk1.vmdk)= {}\n",
         ova::sha256_hex(ovf.as_bytes()),
@@ -209,7 +215,8 @@ fn ova_read_in_place_with_manifest() {
     assert_eq!(d["name"], "app01-disk1.vmdk");
     let (off, len) = (d["offset"].as_u64().unwrap() as usize, d["len"].as_u64().unwrap() as usize);
     assert_eq!(&tar[off..off + len], &disk[..], "the member is a window of the OVA, not a copy");
-    assert_eq!(v["disk_images"][0]["virtual_size"], disk.len() as u64);
+    assert_eq!(v["disk_images"][0]["format"], "vmdk");
+    assert_eq!(v["disk_images"][0]["virtual_size"], raw.len() as u64);
     assert!(v["notes"]
         .as_array()
         .unwrap()
