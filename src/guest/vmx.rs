@@ -387,7 +387,8 @@ pub fn parse(bytes: &[u8]) -> Result<Guest> {
     nic_ids.dedup();
     for n in nic_ids {
         let ns = format!("ethernet{n}");
-        if vmx.bool(&format!("{ns}.present")) != Some(true) && vmx.get(&format!("{ns}.present")).is_some() {
+        // VMware writes ethernetN.present for every NIC; leftovers without it are not NICs.
+        if vmx.bool(&format!("{ns}.present")) != Some(true) {
             continue;
         }
         if !vmx.present(&ns) {
