@@ -3,12 +3,12 @@
 //! snapshots and every note — without writing anything.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::Args as ClapArgs;
 use serde_json::json;
 
-use xva::backends::{probe, BlockReader, ByteSource, FileSource, OpenCtx, Window};
+use anyhow::Context;
+use xva::backends::BlockReader;
 use xva::guest::{self, Boot, DiskSource, Guest, GuestError, LoadOptions, SourceKind};
 
 use super::exit::{coded, Exit};
@@ -73,20 +73,8 @@ pub fn input_error(e: GuestError) -> anyhow::Error {
 
 /// Opens disk `d` of a guest: a file or block device, or a window of an OVA.
 pub fn open_disk(d: &guest::Disk, open: &OpenArgs) -> anyhow::Result<Box<dyn BlockReader>> {
-    match &d.source {
-        DiskSource::Path { path } => open.open(path),
-        DiskSource::OvaMember(m) => {
-            let file: Arc<dyn ByteSource> = Arc::new(FileSource::open(&m.ova)?);
-            let win: Arc<dyn ByteSource> = Arc::new(Window::new(file, m.offset, m.len, m.ova.join(&m.name))?);
-            let opts = open.options()?;
-            let ctx = OpenCtx::new(&opts.policy);
-            Ok(probe::open_source(win, opts.format, &ctx)?)
-        }
-        DiskSource::Script { script, target } => Err(coded(
-            Exit::Input,
-            format!("{} is a {script} block-script device ({target}); xva cannot read it", d.device),
-        )),
-    }
+    let opts = open.options()?;
+    guest::open_disk(d, &opts).with_context(|| format!("cannot open disk {}", describe_source(d)))
 }
 
 fn describe_source(d: &guest::Disk) -> String {

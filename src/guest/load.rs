@@ -429,3 +429,28 @@ mod tests {
         assert_eq!(detect(b"", p), None);
     }
 }
+
+/// Opens disk `d` of a loaded guest with `opts`: a file or block device through
+/// `xva_backends::open`, or an OVA member as a [`xva_backends::Window`] of the OVA file (read in
+/// place, probed like any image). A block-script device cannot be opened.
+pub fn open_disk(
+    d: &super::model::Disk,
+    opts: &xva_backends::OpenOptions,
+) -> xva_backends::Result<Box<dyn xva_backends::BlockReader>> {
+    use std::sync::Arc;
+    use xva_backends::{ByteSource, FileSource, OpenCtx, Window};
+    match &d.source {
+        DiskSource::Path { path } => xva_backends::open(path, opts),
+        DiskSource::OvaMember(m) => {
+            let file: Arc<dyn ByteSource> = Arc::new(FileSource::open(&m.ova)?);
+            let win: Arc<dyn ByteSource> = Arc::new(Window::new(file, m.offset, m.len, m.ova.join(&m.name))?);
+            let ctx = OpenCtx::new(&opts.policy);
+            xva_backends::probe::open_source(win, opts.format, &ctx)
+        }
+        DiskSource::Script { script, target } => Err(xva_backends::Error::unsupported(format!(
+            "{} is a {script} block-script device ({target}) on the source host; copy it to a \
+             file and map it with --path-map, or pass --disk",
+            d.device
+        ))),
+    }
+}

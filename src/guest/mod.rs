@@ -28,5 +28,5 @@ pub mod xm;
 mod golden;
 
 pub use error::{ErrorKind, GuestError};
-pub use load::{detect, load, LoadOptions};
+pub use load::{detect, load, open_disk, LoadOptions};
 pub use model::*;
