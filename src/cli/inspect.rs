@@ -81,6 +81,12 @@ fn describe_source(d: &guest::Disk) -> String {
     match &d.source {
         DiskSource::Path { path } => path.display().to_string(),
         DiskSource::OvaMember(m) => format!("{}:{} (bytes {}..+{})", m.ova.display(), m.name, m.offset, m.len),
+        DiskSource::Chunks { parts } => format!(
+            "{} chunk(s): {}{}",
+            parts.len(),
+            parts.first().map(|m| m.ova.join(&m.name).display().to_string()).unwrap_or_default(),
+            if parts.len() > 1 { " …" } else { "" }
+        ),
         DiskSource::Script { script, target } => format!("{script}:{target}"),
     }
 }

@@ -23,6 +23,7 @@ fn path_of(d: &Disk) -> String {
         DiskSource::Path { path } => path.display().to_string(),
         DiskSource::Script { script, target } => format!("{script}:{target}"),
         DiskSource::OvaMember(m) => m.name.clone(),
+        DiskSource::Chunks { parts } => format!("{} chunks", parts.len()),
     }
 }
 

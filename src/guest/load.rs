@@ -15,6 +15,26 @@ use super::{ova, ovf, sxp, vmx, xl, xm};
 
 /// Largest config file read (configs are small; this bounds a wrong argument).
 pub const MAX_CONFIG: u64 = 16 << 20;
+/// Most chunks one chunked disk may have.
+pub const MAX_CHUNKS: usize = 100_000;
+
+/// `file.000000000`, `file.000000001`… next to where `file` would be, if the first exists.
+fn chunk_files(file: &Path) -> Option<Vec<OvaMember>> {
+    let mut parts = Vec::new();
+    while parts.len() < MAX_CHUNKS {
+        let mut name = file.as_os_str().to_os_string();
+        name.push(format!(".{:09}", parts.len()));
+        let p = PathBuf::from(name);
+        let Ok(meta) = std::fs::metadata(&p) else { break };
+        parts.push(OvaMember {
+            name: p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            ova: p,
+            offset: 0,
+            len: meta.len(),
+        });
+    }
+    (!parts.is_empty()).then_some(parts)
+}
 
 /// How to load a guest definition.
 #[derive(Clone, Debug, Default)]
@@ -289,6 +309,12 @@ fn resolve_paths(def: &Path, kind: SourceKind, opts: &LoadOptions, g: &mut Guest
             dir.join(&mapped)
         };
         if !resolved.exists() {
+            if kind == SourceKind::Ovf {
+                if let Some(parts) = chunk_files(&resolved) {
+                    d.source = DiskSource::Chunks { parts };
+                    continue;
+                }
+            }
             missing.push(format!("{} ({})", resolved.display(), d.device));
         }
         d.source = DiskSource::Path { path: resolved };
@@ -369,12 +395,22 @@ fn load_ova(path: &Path, opts: &LoadOptions) -> Result<Guest> {
                 });
             }
             None => {
-                let chunked = idx.members.iter().any(|m| m.name.starts_with(&format!("{name}.0")));
-                missing.push(if chunked {
-                    format!("{name} (stored in chunks {name}.000000000…; not supported: join them with cat)")
+                // ovftool --chunkSize: name.000000000, name.000000001, … in order.
+                let mut parts = Vec::new();
+                while parts.len() < MAX_CHUNKS {
+                    let Some(m) = idx.get(&format!("{name}.{:09}", parts.len())) else { break };
+                    parts.push(OvaMember {
+                        ova: path.to_path_buf(),
+                        name: m.name.clone(),
+                        offset: m.offset,
+                        len: m.len,
+                    });
+                }
+                if parts.is_empty() {
+                    missing.push(name);
                 } else {
-                    name
-                });
+                    d.source = DiskSource::Chunks { parts };
+                }
             }
         }
     }
@@ -418,6 +454,29 @@ mod tests {
     }
 
     #[test]
+    fn concat_reads_across_parts() {
+        use std::sync::Arc;
+        use xva_backends::{ByteSource, MemSource};
+        let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let parts: Vec<Arc<dyn ByteSource>> = vec![
+            Arc::new(MemSource::new(data[..300].to_vec(), "a")),
+            Arc::new(MemSource::new(Vec::new(), "empty")),
+            Arc::new(MemSource::new(data[300..301].to_vec(), "b")),
+            Arc::new(MemSource::new(data[301..].to_vec(), "c")),
+        ];
+        let c = Concat::new(parts, PathBuf::from("disk.vmdk")).unwrap();
+        assert_eq!(c.len(), 1000);
+        for (off, len) in [(0usize, 1000usize), (299, 3), (300, 1), (301, 699), (999, 1), (0, 0), (1000, 0)] {
+            let mut buf = vec![0u8; len];
+            c.read_exact_at(&mut buf, off as u64).unwrap();
+            assert_eq!(&buf[..], &data[off..off + len], "{off}+{len}");
+        }
+        let mut buf = [0u8; 2];
+        assert!(c.read_exact_at(&mut buf, 999).is_err());
+        assert!(c.read_exact_at(&mut buf, u64::MAX).is_err());
+    }
+
+    #[test]
     fn detection() {
         let p = Path::new("cfg");
         assert_eq!(detect(b"name = 'x'\nmemory = 512\n", p), Some(SourceKind::Xl));
@@ -447,10 +506,97 @@ pub fn open_disk(
             let ctx = OpenCtx::new(&opts.policy);
             xva_backends::probe::open_source(win, opts.format, &ctx)
         }
+        DiskSource::Chunks { parts } => {
+            let mut srcs: Vec<Arc<dyn ByteSource>> = Vec::new();
+            for m in parts {
+                let file: Arc<dyn ByteSource> = Arc::new(FileSource::open(&m.ova)?);
+                let label = if m.offset == 0 && m.len == file.len() { m.ova.clone() } else { m.ova.join(&m.name) };
+                srcs.push(Arc::new(Window::new(file, m.offset, m.len, label)?));
+            }
+            let label = parts
+                .first()
+                .map(|m| {
+                    let base = m.name.rsplit_once('.').map(|(b, _)| b.to_string()).unwrap_or_default();
+                    if m.offset == 0 {
+                        m.ova.with_file_name(base)
+                    } else {
+                        m.ova.join(base)
+                    }
+                })
+                .unwrap_or_default();
+            let cat: Arc<dyn ByteSource> = Arc::new(Concat::new(srcs, label)?);
+            let ctx = OpenCtx::new(&opts.policy);
+            xva_backends::probe::open_source(cat, opts.format, &ctx)
+        }
         DiskSource::Script { script, target } => Err(xva_backends::Error::unsupported(format!(
             "{} is a {script} block-script device ({target}) on the source host; copy it to a \
              file and map it with --path-map, or pass --disk",
             d.device
         ))),
+    }
+}
+
+/// Byte sources read one after the other as one (a chunked disk).
+#[derive(Debug)]
+pub struct Concat {
+    /// (start offset, part), sorted by start.
+    parts: Vec<(u64, std::sync::Arc<dyn xva_backends::ByteSource>)>,
+    len: u64,
+    path: PathBuf,
+}
+
+impl Concat {
+    /// The concatenation of `parts`, named `path` in messages.
+    pub fn new(
+        parts: Vec<std::sync::Arc<dyn xva_backends::ByteSource>>,
+        path: PathBuf,
+    ) -> xva_backends::Result<Concat> {
+        let mut out = Vec::with_capacity(parts.len());
+        let mut len = 0u64;
+        for p in parts {
+            let l = p.len();
+            out.push((len, p));
+            len = len
+                .checked_add(l)
+                .ok_or_else(|| xva_backends::Error::invalid("chunked disk larger than 2^64 bytes"))?;
+        }
+        Ok(Concat { parts: out, len, path })
+    }
+}
+
+impl xva_backends::ByteSource for Concat {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.len) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "read past the end of the chunked disk",
+            ));
+        }
+        // First part holding `offset`.
+        let mut i = self.parts.partition_point(|(start, _)| *start <= offset).saturating_sub(1);
+        let mut done = 0usize;
+        while done < buf.len() {
+            let Some((start, part)) = self.parts.get(i) else {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "chunked disk ended early"));
+            };
+            let pos = offset + done as u64;
+            let within = pos - start;
+            let n = (part.len() - within).min((buf.len() - done) as u64) as usize;
+            if n > 0 {
+                part.read_exact_at(&mut buf[done..done + n], within)?;
+                done += n;
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
     }
 }

@@ -270,6 +270,13 @@ pub enum DiskSource {
     },
     /// A member of an OVA archive, read in place as a window of the OVA file.
     OvaMember(OvaMember),
+    /// A disk exported in chunks (`ovftool --chunkSize`: `disk.vmdk.000000000`, `.000000001`…),
+    /// read as the concatenation of the byte ranges, in order (OVA members, or whole files next
+    /// to an `.ovf` with `offset` 0).
+    Chunks {
+        /// The parts in order.
+        parts: Vec<OvaMember>,
+    },
     /// A device produced by a dom0 block script (`iscsi:`, `drbd:`, `nbd:`): not readable
     /// from a file; the user must supply the data (`--disk` or `--path-map`).
     Script {

@@ -11,7 +11,8 @@
 //!                               10 NIC, 14 floppy, 15/16 CD, 17 disk (AllocationUnits honoured)
 //! ```
 //! A disk's `href` is kept as written; [`crate::guest::load`] resolves it next to the `.ovf`
-//! or inside the `.ova`. gzip-compressed and chunked files are refused with a clear message.
+//! or inside the `.ova` (chunked files, `ovf:chunkSize`, are joined there). gzip-compressed
+//! files are refused with a clear message.
 
 use std::collections::BTreeMap;
 
@@ -283,13 +284,6 @@ pub fn parse(text: &str) -> Result<Guest> {
                 return Err(GuestError::unsupported(format!(
                     "file {href:?} is {c}-compressed (ovf:compression); decompress it and edit \
                      the descriptor, or re-export without compression"
-                ))
-                .at_line(f.line));
-            }
-            if f.attr("chunkSize").is_some() {
-                return Err(GuestError::unsupported(format!(
-                    "file {href:?} is split into chunks (ovf:chunkSize); join the chunks \
-                     ({href}.000000000, …) with cat and drop chunkSize from the descriptor"
                 ))
                 .at_line(f.line));
             }

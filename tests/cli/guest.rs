@@ -232,6 +232,67 @@ fn ova_read_in_place_with_manifest() {
 }
 
 #[test]
+fn chunked_disks_in_an_ova_and_next_to_an_ovf() {
+    let raw: Vec<u8> = (0..(1u32 << 20)).map(|i| (i / 7 % 253) as u8).collect();
+    let disk = xva::backends::vmdk::build::sparse(
+        &raw,
+        &|g| {
+            if g % 3 == 0 {
+                xva::backends::vmdk::build::GrainSpec::Data
+            } else {
+                xva::backends::vmdk::build::GrainSpec::Unallocated
+            }
+        },
+        &xva::backends::vmdk::build::SparseOpts { stream: true, ..Default::default() },
+    );
+    let third = disk.len() / 3 + 1;
+    let chunks: Vec<&[u8]> = disk.chunks(third).collect();
+    assert_eq!(chunks.len(), 3);
+    let ovf = ovf_for("app01-disk1.vmdk", raw.len() as u64)
+        .replace("ovf:href=\"app01-disk1.vmdk\"", &format!("ovf:href=\"app01-disk1.vmdk\" ovf:chunkSize=\"{third}\""));
+    let names: Vec<String> = (0..3).map(|i| format!("app01-disk1.vmdk.{i:09}")).collect();
+    let mut mf = format!("SHA256(app01.ovf)= {}\n", ova::sha256_hex(ovf.as_bytes()));
+    for (n, c) in names.iter().zip(&chunks) {
+        mf.push_str(&format!("SHA256({n})= {}\n", ova::sha256_hex(c)));
+    }
+    let mut members: Vec<(&str, &[u8])> = vec![("app01.ovf", ovf.as_bytes()), ("app01.mf", mf.as_bytes())];
+    for (n, c) in names.iter().zip(&chunks) {
+        members.push((n.as_str(), c));
+    }
+    let dir = TestDir::new();
+    write(&dir, "app01.ova", ova::build_tar(&members));
+    let v = json(&dir.xva_ok(["inspect", "app01.ova", "--output", "json"]));
+    assert_eq!(v["disks"][0]["source"]["kind"], "chunks");
+    assert_eq!(v["disks"][0]["source"]["parts"].as_array().unwrap().len(), 3);
+    assert_eq!(v["disk_images"][0]["format"], "vmdk");
+    assert_eq!(v["disk_images"][0]["virtual_size"], raw.len() as u64);
+
+    // Read through the library: the joined chunks give back the raw disk.
+    let g = xva::guest::load(&dir.join("app01.ova"), &Default::default()).unwrap();
+    let r = xva::guest::open_disk(&g.disks[0], &Default::default()).unwrap();
+    let mut back = vec![0u8; raw.len()];
+    r.read_exact_at(&mut back, 0).unwrap();
+    for (i, (a, b)) in back.chunks(65536).zip(raw.chunks(65536)).enumerate() {
+        if (i as u64) % 3 == 0 {
+            assert_eq!(a, b, "grain {i}");
+        } else {
+            assert!(a.iter().all(|&x| x == 0), "grain {i} unallocated reads as zeros");
+        }
+    }
+
+    // The same chunks as files next to the .ovf.
+    let dir = TestDir::new();
+    write(&dir, "app01.ovf", &ovf);
+    for (n, c) in names.iter().zip(&chunks) {
+        write(&dir, n, c);
+    }
+    let v = json(&dir.xva_ok(["inspect", "app01.ovf", "--output", "json"]));
+    assert_eq!(v["disks"][0]["source"]["kind"], "chunks");
+    assert_eq!(v["disk_images"][0]["format"], "vmdk");
+    assert_eq!(v["disk_images"][0]["virtual_size"], raw.len() as u64);
+}
+
+#[test]
 fn ovf_next_to_its_disks_and_bad_units() {
     let dir = TestDir::new();
     write(&dir, "app01.ovf", ovf_for("app01-disk1.vmdk", 2 << 20));
