@@ -49,11 +49,18 @@ runs, cmd = int(sys.argv[1]), sys.argv[2:]
 best = None
 for _ in range(runs):
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     dt = time.perf_counter() - t
     best = dt if best is None else min(best, dt)
 print(f"{best:.3f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
 PY
+}
+
+# The reader alone: the library reads every data range into a sink (no checksums, no tar).
+cargo test --release --quiet -p xva-backends --test vmdk_bench --no-run 2>/dev/null
+read_only() {
+    XVA_BENCH_DISK="$1" RUNS="$RUNS" cargo test --release --quiet -p xva-backends --test vmdk_bench \
+        -- --ignored --nocapture 2>/dev/null | sed -n 's/^BENCH seconds=\([0-9.]*\).*/\1/p'
 }
 
 printf '%-17s %-9s %9s %10s %12s\n' disk tool seconds MB/s peakRSS
@@ -64,6 +71,9 @@ for sub in monolithicSparse streamOptimized; do
     read -r s rss < <(run "$XVA" convert -d "$d" -o "$WORK/$sub.xva" --force)
     T[$sub.xva]=$s
     printf '%-17s %-9s %9s %10.0f %8d KiB\n' "$sub" xva "$s" "$(echo "$SIZE / $s / 1000000" | bc -l)" "$rss"
+    s=$(read_only "$d")
+    T[$sub.read]=$s
+    printf '%-17s %-9s %9s %10.0f\n' "$sub" "xva-read" "$s" "$(echo "$SIZE / $s / 1000000" | bc -l)"
     read -r s rss < <(run qemu-img convert -f vmdk -O raw "$d" "$WORK/$sub.qemu.raw")
     T[$sub.qemu]=$s
     printf '%-17s %-9s %9s %10.0f %8d KiB\n' "$sub" qemu-img "$s" "$(echo "$SIZE / $s / 1000000" | bc -l)" "$rss"
@@ -71,6 +81,8 @@ for sub in monolithicSparse streamOptimized; do
 done
 echo
 for sub in monolithicSparse streamOptimized; do
-    printf '%-17s xva throughput / qemu-img throughput = %.2f (target >= 1.0)\n' "$sub" \
+    printf '%-17s xva convert / qemu-img convert throughput = %.2f (target >= 1.0)\n' "$sub" \
         "$(echo "${T[$sub.qemu]} / ${T[$sub.xva]}" | bc -l)"
+    printf '%-17s reader alone / qemu-img convert throughput = %.2f\n' "$sub" \
+        "$(echo "${T[$sub.qemu]} / ${T[$sub.read]}" | bc -l)"
 done
