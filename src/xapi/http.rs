@@ -141,7 +141,8 @@ pub struct Socket {
 }
 
 fn cancelled_error() -> io::Error {
-    io::Error::new(io::ErrorKind::Interrupted, Cancelled)
+    // Not ErrorKind::Interrupted: write_all and read_exact retry on that, forever.
+    io::Error::other(Cancelled)
 }
 
 /// The marker inside the `io::Error` a cancelled operation returns.

@@ -171,6 +171,7 @@ pub fn parse_method_response(body: &[u8]) -> Result<Value, MalformedResponse> {
     match p.next_start()?.as_str() {
         "params" => {
             p.expect_start("param")?;
+            p.expect_start("value")?;
             let v = p.value_after_open()?;
             p.close("param")?;
             p.close("params")?;

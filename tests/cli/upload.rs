@@ -1,0 +1,367 @@
+//! `xva convert --server`: the real CLI against the XenAPI test server (`fake_xapi.rs`).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::fake_xapi::{FakeXapi, Faults, PASSWORD, SR_NAME, SR_UUID};
+use crate::util::{pattern, sparse_file, stderr, TestDir};
+
+const MIB: u64 = 1 << 20;
+
+/// Two disks with data scattered over them, zero chunks between.
+fn two_disks(dir: &TestDir) -> (Vec<u8>, Vec<u8>) {
+    let a = dir.join("web01-root.img");
+    let b = dir.join("web01-data.img");
+    sparse_file(&a, 5 * MIB + 123, &[(0, 4096), (MIB + 7, 300_000), (3 * MIB, MIB as usize), (5 * MIB, 123)]);
+    sparse_file(&b, 3 * MIB, &[(2 * MIB + 512, 70_000)]);
+    (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap())
+}
+
+fn xva(dir: &TestDir, args: &[&str], password: Option<&str>) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xva"));
+    c.arg("convert").args(args).current_dir(dir.path()).env_remove("XVA_PASSWORD").env("XVA_POLL_MS", "20");
+    if let Some(p) = password {
+        c.env("XVA_PASSWORD", p);
+    }
+    c
+}
+
+fn upload(dir: &TestDir, server: &str, extra: &[&str], password: Option<&str>) -> Output {
+    let mut args = vec!["-d", "web01-root.img", "-d", "web01-data.img", "-n", "web01", "--server", server];
+    args.extend_from_slice(extra);
+    xva(dir, &args, password).output().unwrap()
+}
+
+fn http(x: &FakeXapi) -> String {
+    format!("http://{}", x.addr())
+}
+
+/// Nothing left on the host: no task, no session, and no VM unless `vms` are expected.
+fn assert_clean(x: &FakeXapi, vms: usize) {
+    x.with(|s| {
+        assert!(s.tasks.is_empty(), "tasks left: {:?}", s.tasks);
+        assert!(s.sessions.is_empty(), "sessions left open: {:?}", s.sessions);
+        assert_eq!(s.vms.len(), vms, "VMs: {:?}", s.vms);
+        assert_eq!(s.vdis.len(), vms * 2, "VDIs left");
+    });
+}
+
+fn assert_no_password(out: &Output, password: &str) {
+    for (what, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        assert!(!String::from_utf8_lossy(text).contains(password), "password in {what}");
+    }
+}
+
+#[test]
+fn multi_disk_import_rebuilds_identical_disks() {
+    let dir = TestDir::new();
+    let (a, b) = two_disks(&dir);
+    let x = FakeXapi::start(Faults::default());
+    let out = upload(&dir, &http(&x), &["--allow-http", "--start"], Some(PASSWORD));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("plain HTTP"), "{err}");
+    assert!(err.contains("imported VM \"web01\" into SR \"Local storage\""), "{err}");
+    assert_no_password(&out, PASSWORD);
+    let uuid = String::from_utf8(out.stdout.clone()).unwrap().trim().to_string();
+    x.with(|s| {
+        assert_eq!(s.vms.len(), 1);
+        let (vm_ref, vm) = s.vms.iter().next().unwrap();
+        assert_eq!(vm.uuid, uuid);
+        assert_eq!(vm.name, "web01");
+        assert_eq!(s.started_vms, [vm_ref.clone()]);
+        let disks: Vec<&(String, Vec<u8>)> = vm.vdis.iter().map(|v| &s.vdis[v]).collect();
+        assert_eq!(disks[0].0, "Ref:d000");
+        assert!(disks[0].1 == a, "disk 0 differs");
+        assert!(disks[1].1 == b, "disk 1 differs");
+        // The request xapi saw: HTTP/1.0 PUT, our task, the SR, no framing, no Expect.
+        let head = &s.import_heads[0];
+        assert!(head.starts_with("PUT /import?session_id=OpaqueRef:session-"), "{head}");
+        assert!(head.contains("&task_id=OpaqueRef:task-") && head.contains("&restore=false&force=false"), "{head}");
+        assert!(head.contains("&sr_id=OpaqueRef:sr-local") && head.contains(" HTTP/1.0\r\n"), "{head}");
+        let lower = head.to_ascii_lowercase();
+        assert!(!lower.contains("transfer-encoding") && !lower.contains("expect:"), "{head}");
+        assert!(s.calls.contains(&"PIF.get_management".to_string()), "management network looked up");
+        assert_eq!(s.passwords, [PASSWORD]);
+    });
+    assert_clean(&x, 1);
+}
+
+#[test]
+fn json_summary_and_sr_by_name_or_uuid() {
+    let dir = TestDir::new();
+    two_disks(&dir);
+    let x = FakeXapi::start(Faults { no_default_sr: true, ..Faults::default() });
+    let out = upload(&dir, &http(&x), &["--allow-http"], Some(PASSWORD));
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("no default SR; name one with --sr"), "{}", stderr(&out));
+    assert_clean(&x, 0);
+    for sr in [SR_NAME, SR_UUID] {
+        let out = upload(&dir, &http(&x), &["--allow-http", "--sr", sr, "--json"], Some(PASSWORD));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["sr"]["uuid"], SR_UUID);
+        assert_eq!(v["vm"], "web01");
+        assert!(v["vm_uuid"].as_str().unwrap().len() == 36);
+    }
+    let out = upload(&dir, &http(&x), &["--allow-http", "--sr", "ISO library"], Some(PASSWORD));
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("is an ISO library"), "{}", stderr(&out));
+    let out = upload(&dir, &http(&x), &["--allow-http", "--sr", "nope"], Some(PASSWORD));
+    assert!(stderr(&out).contains("no SR named \"nope\""), "{}", stderr(&out));
+    assert_clean(&x, 2);
+}
+
+#[test]
+fn pool_member_sends_us_to_the_master() {
+    let dir = TestDir::new();
+    two_disks(&dir);
+    let x = FakeXapi::start(Faults { host_is_slave: true, ..Faults::default() });
+    let out = upload(&dir, &http(&x), &["--allow-http"], Some(PASSWORD));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is a pool member; logging in to the pool master http://localhost:"));
+    x.with(|s| assert!(s.import_heads[0].contains("Host: localhost:"), "{}", s.import_heads[0]));
+    assert_clean(&x, 1);
+}
+
+#[test]
+fn redirect_to_the_host_that_sees_the_sr_is_followed_once() {
+    let dir = TestDir::new();
+    let (a, _) = two_disks(&dir);
+    let x = FakeXapi::start(Faults { redirect: true, ..Faults::default() });
+    let out = upload(&dir, &http(&x), &["--allow-http"], Some(PASSWORD));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("redirected the import to http://localhost:"), "{}", stderr(&out));
+    x.with(|s| {
+        assert_eq!(s.import_heads.len(), 2);
+        // The session id travels again (cookies and credentials are not in the Location).
+        assert!(s.import_heads[1].contains("session_id=OpaqueRef:session-"));
+        let vm = s.vms.values().next().unwrap();
+        assert!(s.vdis[&vm.vdis[0]].1 == a);
+    });
+    assert_clean(&x, 1);
+}
+
+#[test]
+fn bad_credentials_are_reported_without_the_password() {
+    let dir = TestDir::new();
+    two_disks(&dir);
+    let x = FakeXapi::start(Faults { echo_password: true, ..Faults::default() });
+    let wrong = "wr0ng-Pass-987";
+    let out = upload(&dir, &http(&x), &["--allow-http"], Some(wrong));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("refused the user name or password") && err.contains("SESSION_AUTHENTICATION_FAILED"));
+    assert_no_password(&out, wrong);
+    x.with(|s| assert_eq!(s.passwords, [wrong]));
+    assert_clean(&x, 0);
+
+    // The password file and --password (warned about) work too; nothing is printed of them.
+    let pwfile = dir.join("pw");
+    std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
+    let out = upload(&dir, &http(&x), &["--allow-http", "--password-file", pwfile.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_password(&out, PASSWORD);
+    let out = upload(&dir, &http(&x), &["--allow-http", "--password", PASSWORD], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--password is visible to other users"));
+    assert_no_password(&out, PASSWORD);
+    // No password source and no terminal: a usage error, before any connection.
+    let out = upload(&dir, &http(&x), &["--allow-http"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no password"), "{}", stderr(&out));
+}
+
+#[test]
+fn plain_http_needs_consent() {
+    let dir = TestDir::new();
+    two_disks(&dir);
+    let x = FakeXapi::start(Faults::default());
+    let out = upload(&dir, &http(&x), &[], Some(PASSWORD));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("add --allow-http"), "{}", stderr(&out));
+    x.with(|s| assert!(s.calls.is_empty()));
+    // xva.py's --no-ssl means plain HTTP.
+    let out = upload(&dir, &x.addr(), &["--no-ssl"], Some(PASSWORD));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn checksum_failure_is_reported_and_cleaned_up() {
+    let dir = TestDir::new();
+    two_disks(&dir);
+    let x = FakeXapi::start(Faults { corrupt: true, ..Faults::default() });
+    let out = upload(&dir, &http(&x), &["--allow-http"], Some(PASSWORD));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("the host refused the import: IMPORT_ERROR"), "{err}");
+    assert!(err.to_lowercase().contains("checksum"), "{err}");
+    assert_clean(&x, 0);
+}
+
+#[test]
+fn mid_stream_drop_fails_and_retry_starts_over() {
+    let dir = TestDir::new();
+    let (a, _) = two_disks(&dir);
+    let faults = Faults { drop_after: Some(MIB + MIB / 2), drop_times: 1, ..Faults::default() };
+    let x = FakeXapi::start(faults.clone());
+    let out = upload(&dir, &http(&x), &["--allow-http"], Some(PASSWORD));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("IMPORT_ERROR_PREMATURE_EOF"), "{err}");
+    assert_clean(&x, 0);
+
+    let x = FakeXapi::start(faults);
+    let out = upload(&dir, &http(&x), &["--allow-http", "--retry", "2"], Some(PASSWORD));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("retrying the upload from the beginning (attempt 2 of 3)"), "{err}");
+    x.with(|s| {
+        assert_eq!(s.imports, 2);
+        let vm = s.vms.values().next().unwrap();
+        assert!(s.vdis[&vm.vdis[0]].1 == a);
+    });
+    assert_clean(&x, 1);
+}
+
+#[test]
+fn slow_reader_and_early_close_after_the_last_chunk_succeed() {
+    let dir = TestDir::new();
+    let (_, b) = two_disks(&dir);
+    let x = FakeXapi::start(Faults { slow: Some(Duration::from_millis(30)), ..Faults::default() });
+    let out = upload(&dir, &http(&x), &["--allow-http"], Some(PASSWORD));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_clean(&x, 1);
+
+    let x = FakeXapi::start(Faults { close_after_disks: 2, ..Faults::default() });
+    let out = upload(&dir, &http(&x), &["--allow-http"], Some(PASSWORD));
+    assert!(out.status.success(), "{}", stderr(&out));
+    x.with(|s| {
+        let vm = s.vms.values().next().unwrap();
+        assert!(s.vdis[&vm.vdis[1]].1 == b);
+    });
+    assert_clean(&x, 1);
+}
+
+#[test]
+fn task_failing_after_the_body_destroys_what_the_import_left() {
+    let dir = TestDir::new();
+    two_disks(&dir);
+    let x = FakeXapi::start(Faults { fail_after_body: true, ..Faults::default() });
+    let out = upload(&dir, &http(&x), &["--allow-http"], Some(PASSWORD));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("IMPORT_ERROR [Field suspend_VDI not present in rpc]"), "{err}");
+    assert!(err.contains("destroyed the partly imported VM"), "{err}");
+    x.with(|s| {
+        assert!(s.calls.contains(&"VM.destroy".to_string()));
+        assert!(s.calls.contains(&"VDI.destroy".to_string()));
+    });
+    assert_clean(&x, 0);
+}
+
+#[test]
+fn ctrl_c_cancels_the_task_and_logs_out() {
+    let dir = TestDir::new();
+    let big = dir.join("big.img");
+    sparse_file(&big, 24 * MIB, &[(0, 24 * MIB as usize)]);
+    let x = FakeXapi::start(Faults { slow: Some(Duration::from_millis(100)), ..Faults::default() });
+    let child = xva(&dir, &["-d", "big.img", "--server", &http(&x), "--allow-http"], Some(PASSWORD))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    // Whatever happens below, the child does not outlive the test.
+    let _reaper = Reaper(pid);
+    let t0 = Instant::now();
+    while x.with(|s| s.imports) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the import never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on the child we spawned.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    x.with(|s| assert!(s.calls.contains(&"task.cancel".to_string()) || s.calls.contains(&"task.destroy".to_string())));
+    assert_clean(&x, 0);
+}
+
+/// Kills a child process (by its pid) when dropped; harmless once it has exited and been reaped
+/// by `wait_with_output` (the pid is then only reused after the test binary's children).
+struct Reaper(libc::pid_t);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // SAFETY: kill(2) on the child this test spawned, which has not been waited for.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+}
+
+#[test]
+fn tls_pinning_accepts_the_right_fingerprint_and_shows_the_host_one_otherwise() {
+    let dir = TestDir::new();
+    two_disks(&dir);
+    let x = FakeXapi::start_tls(Faults::default());
+    let fp = x.fingerprint();
+    let server = format!("https://localhost:{}", x.port);
+    let out = upload(&dir, &server, &["--fingerprint", &fp], Some(PASSWORD));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_clean(&x, 1);
+
+    let wrong = format!("SHA256:{}", ["00"; 32].join(":"));
+    for extra in [vec!["--fingerprint", wrong.as_str()], vec![]] {
+        let out = upload(&dir, &server, &extra, Some(PASSWORD));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert!(err.contains("is not trusted"), "{err}");
+        assert!(err.contains(&format!("--fingerprint {fp}")), "{err}");
+        x.with(|s| assert_eq!(s.passwords.len(), 1, "no password may be sent to an untrusted host"));
+    }
+    let out = upload(&dir, &server, &["--insecure"], Some(PASSWORD));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("WARNING: --insecure"));
+}
+
+#[test]
+fn upload_flags_are_checked_first() {
+    let dir = TestDir::new();
+    two_disks(&dir);
+    for (args, want) in [
+        (vec!["--server", "a", "-o", "x.xva"], "cannot be used with"),
+        (vec!["--server", "ftp://a"], "only http:// and https://"),
+        (vec!["--server", "a", "--verify"], "--verify reads a written file back"),
+        (vec!["--server", "a", "--fingerprint", "SHA256:12"], "not a SHA-256 fingerprint"),
+    ] {
+        let mut all = vec!["-d", "web01-root.img"];
+        all.extend(args);
+        let out = xva(&dir, &all, Some(PASSWORD)).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{all:?}");
+        assert!(stderr(&out).contains(want), "{all:?}: {}", stderr(&out));
+    }
+    assert!(!Path::new(&dir.join("x.xva")).exists());
+}
+
+#[test]
+fn disks_are_the_same_bytes_as_the_file_writer_produces() {
+    // The streamed body equals `xva convert -o` modulo ova.xml's fresh UUIDs: check that the
+    // chunk layout the server rebuilt covers the same data as a file written alongside.
+    let dir = TestDir::new();
+    let data = pattern(7, 2 * MIB as usize);
+    std::fs::write(dir.join("web01-root.img"), &data).unwrap();
+    sparse_file(&dir.join("web01-data.img"), MIB, &[]);
+    let x = FakeXapi::start(Faults::default());
+    let out = upload(&dir, &http(&x), &["--allow-http", "--checksum", "xxhash"], Some(PASSWORD));
+    assert!(out.status.success(), "{}", stderr(&out));
+    x.with(|s| {
+        let vm = s.vms.values().next().unwrap();
+        assert!(s.vdis[&vm.vdis[0]].1 == data);
+        assert!(s.vdis[&vm.vdis[1]].1.iter().all(|&b| b == 0));
+    });
+}
