@@ -142,12 +142,33 @@ fn xm_direct_kernel_partitions_and_scripts() {
 }
 
 #[test]
+fn xm_code_that_only_sets_unneeded_names() {
+    let g = xm::parse(fixture!("xm/xmexample-hvm")).unwrap();
+    assert_eq!(g.name, "ExampleHVMDomain");
+    assert_eq!(g.memory, Memory::new(1024 * MIB, None));
+    assert!(!g.boot.is_pv());
+    assert_eq!(g.disks.len(), 1);
+    assert_eq!(g.cdroms.len(), 1);
+    assert!(has_note(&g, Severity::Info, "arch (line 11), arch_libdir (line 12), device_model (line 24)"));
+    assert!(has_note(&g, Severity::Info, "os, re"));
+    // Code that decides a value the conversion needs is refused, with the line and the fix.
+    let e = xm::parse(fixture!("xm/bad/memory-in-if")).unwrap_err();
+    assert_eq!((e.kind(), e.line()), (ErrorKind::Refused, Some(2)));
+    assert!(e.to_string().contains("--set memory="), "{e}");
+    assert!(e.to_string().contains("`if`"), "{e}");
+    // ...and --set supplies it.
+    let g = xm::parse_with(fixture!("xm/bad/memory-in-if"), &[("memory".into(), "2048".into())]).unwrap();
+    assert_eq!(g.memory.dynamic_max, 2048 * MIB);
+}
+
+#[test]
 fn xm_bad_inputs() {
     let e = xm::parse(fixture!("xm/bad/unterminated")).unwrap_err();
     assert_eq!((e.kind(), e.line()), (ErrorKind::Syntax, Some(1)));
     assert!(e.to_string().contains("unterminated"));
     let e = xm::parse(fixture!("xm/bad/import")).unwrap_err();
     assert_eq!((e.kind(), e.line()), (ErrorKind::Refused, Some(1)));
+    assert!(e.to_string().contains("needed for `name`"), "{e}");
     let e = xm::parse(fixture!("xm/bad/unknown-prefix")).unwrap_err();
     assert!(e.to_string().contains("unknown disk prefix \"lvm\""), "{e}");
     assert_eq!(e.line(), Some(4));

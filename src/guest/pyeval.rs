@@ -5,10 +5,12 @@
 //! triple, raw/unicode prefixes, adjacent concatenation, `\` continuation), ints (decimal, hex,
 //! Python 2 octal `0755`, `0o755`, `L` suffix), floats, `True`/`False`/`None`, lists, tuples,
 //! dicts — names bound earlier in the file, `%` formatting, `+ - * / // % **` and unary minus.
-//! `def` blocks are skipped (defining a function runs nothing; calling one is refused), and
-//! `xm_vars.var('NAME', …)` / `xm_vars.check()` are accepted when `--set NAME=VALUE` supplies the
-//! variable, as `xm create NAME=VALUE` did. Everything else (`if`, `import`, `for`, calls,
-//! attribute access, subscripts …) is refused with the line and the construct.
+//! Code is never run: `import`, compound statements (`if`, `for`…), `def` blocks and calls are
+//! skipped, and the names they could set become *unknown* ([`Evaluated::unknown`]); the caller
+//! refuses the config only if it needs one of them, with the line and the construct. A variable
+//! given with `--set NAME=VALUE` (xm's `xm create NAME=VALUE`, also what `xm_vars.var` asks for)
+//! wins over the file. `raise`, `exec`, `globals()` and friends, item/attribute assignments, and
+//! calls when a skipped function uses `global` are refused outright.
 //!
 //! Recursion is bounded ([`MAX_DEPTH`]) and every number is checked, so no input panics.
 
@@ -101,6 +103,9 @@ pub struct Evaluated {
     pub vars: Vec<(String, Value)>,
     /// (line, remark) for skipped constructs.
     pub remarks: Vec<(usize, String)>,
+    /// Names whose value depends on code xva does not run: (name, line of the assignment,
+    /// why). Harmless unless the caller needs the name; then the cause is the error to report.
+    pub unknown: Vec<(String, usize, GuestError)>,
 }
 
 impl Evaluated {
@@ -436,6 +441,19 @@ struct Eval<'a> {
     remarks: Vec<(usize, String)>,
     /// Names of functions defined (and skipped).
     functions: Vec<String>,
+    /// A skipped function body contains `global`: a call could rebind names.
+    defs_with_global: bool,
+    /// Names whose value is unknown: name → (assignment line, root cause).
+    poisoned: BTreeMap<String, (usize, GuestError)>,
+}
+
+/// A copy of an error (GuestError is not Clone: it may carry a boxed source).
+fn copy_err(e: &GuestError) -> GuestError {
+    let c = GuestError::new(e.kind(), e.message());
+    match e.line() {
+        Some(l) => c.at_line(l),
+        None => c,
+    }
 }
 
 /// What to say when refusing.
@@ -444,6 +462,11 @@ const HOW: &str = "xva evaluates literals only; supply the value with --set NAME
 
 fn refuse(line: usize, construct: &str) -> GuestError {
     GuestError::new(ErrorKind::Refused, format!("{construct} needs a Python interpreter; {HOW}")).at_line(line)
+}
+
+/// Errors that only make the assigned names unknown (the file is still well-formed).
+fn recoverable(e: &GuestError) -> bool {
+    matches!(e.kind(), ErrorKind::Refused | ErrorKind::Invalid)
 }
 
 /// Evaluates `src`. `fixed` are command-line variables (`--set`), which win over the file.
@@ -457,6 +480,8 @@ pub fn evaluate(src: &str, fixed: &BTreeMap<String, Value>) -> Result<Evaluated>
         fixed,
         remarks: Vec::new(),
         functions: Vec::new(),
+        defs_with_global: false,
+        poisoned: BTreeMap::new(),
     };
     for (k, v) in fixed {
         ev.env.insert(k.clone(), v.clone());
@@ -464,7 +489,10 @@ pub fn evaluate(src: &str, fixed: &BTreeMap<String, Value>) -> Result<Evaluated>
     }
     ev.file()?;
     let vars = ev.order.iter().filter_map(|n| ev.env.get(n).map(|v| (n.clone(), v.clone()))).collect();
-    Ok(Evaluated { vars, remarks: ev.remarks })
+    let mut unknown: Vec<(String, usize, GuestError)> =
+        ev.poisoned.iter().map(|(n, (l, e))| (n.clone(), *l, copy_err(e))).collect();
+    unknown.sort_by_key(|(_, l, _)| *l);
+    Ok(Evaluated { vars, remarks: ev.remarks, unknown })
 }
 
 impl Eval<'_> {
@@ -557,13 +585,36 @@ impl Eval<'_> {
         };
         match first.as_str() {
             "def" => return self.skip_def(line),
-            "if" | "elif" | "else" | "for" | "while" | "try" | "except" | "finally" | "with" | "class" | "lambda"
-            | "return" | "yield" | "raise" | "assert" | "del" | "global" | "exec" | "print" => {
-                return Err(refuse(line, &format!("the `{first}` statement")));
+            "if" | "for" | "while" | "try" | "with" | "class" => return self.skip_block(line, &first),
+            "elif" | "else" | "except" | "finally" => {
+                return Err(GuestError::syntax(line, format!("`{first}` without the statement it continues")))
             }
-            "import" | "from" => return Err(refuse(line, "an `import` statement")),
-            "pass" => {
+            "return" | "yield" | "lambda" => {
+                return Err(GuestError::syntax(line, format!("`{first}` outside a function")))
+            }
+            "raise" => return Err(refuse(line, "the `raise` statement (xm create would fail here)")),
+            "exec" => return Err(refuse(line, "the `exec` statement")),
+            "import" | "from" => return self.skip_import(line),
+            "print" | "global" | "assert" | "pass" => {
+                let what = first.clone();
+                self.skip_to_stmt_end();
+                if what != "pass" {
+                    self.remarks.push((line, format!("`{what}` statement not evaluated")));
+                }
+                return Ok(());
+            }
+            "del" => {
                 self.pos += 1;
+                let mut names = Vec::new();
+                while !self.at_stmt_end() {
+                    if let Tok::Name(n) = self.next() {
+                        names.push(n);
+                    }
+                }
+                for n in names {
+                    let cause = refuse(line, &format!("`del {n}`"));
+                    self.poison(n, line, cause);
+                }
                 return Ok(());
             }
             "xm_vars" => return self.xm_vars(line),
@@ -581,10 +632,22 @@ impl Eval<'_> {
                 }
                 for (op, bin) in [("+=", "+"), ("-=", "-"), ("*=", "*"), ("%=", "%")] {
                     if targets.is_empty() && self.eat_op(op) {
-                        let rhs = self.expr(0)?;
-                        let cur = self.lookup(&n, line)?;
-                        let v = binop(bin, cur, rhs, line)?;
-                        self.bind(n, v);
+                        if self.fixed.contains_key(&n) {
+                            self.skip_to_stmt_end();
+                            return Ok(());
+                        }
+                        let r = self.expr(0).and_then(|rhs| {
+                            let cur = self.lookup(&n, line)?;
+                            binop(bin, cur, rhs, line)
+                        });
+                        match r {
+                            Ok(v) => self.bind(n, v),
+                            Err(e) if recoverable(&e) => {
+                                self.skip_to_stmt_end();
+                                self.poison(n, line, e);
+                            }
+                            Err(e) => return Err(e),
+                        }
                         return Ok(());
                     }
                 }
@@ -593,22 +656,276 @@ impl Eval<'_> {
             break;
         }
         if targets.is_empty() {
-            // An expression statement: a call, attribute access... Find the construct.
-            let construct = match (self.toks.get(self.pos + 1).map(|t| &t.tok), &first) {
-                (Some(Tok::Op("(")), n) => format!("a call of {n}()"),
-                (Some(Tok::Op(".")), n) => format!("an expression using {n}.…"),
-                (Some(Tok::Op("[")), n) => format!("an assignment to an item of {n}"),
-                (Some(Tok::Op(",")), _) => "a tuple assignment".to_string(),
-                _ => format!("the expression statement starting with {first:?}"),
-            };
-            return Err(refuse(line, &construct));
+            return self.expression_statement(line, &first);
         }
-        let value = self.expr(0)?;
+        if targets.iter().all(|t| self.fixed.contains_key(t)) {
+            // The command line gives the value: the right-hand side is not needed.
+            self.skip_to_stmt_end();
+            return Ok(());
+        }
+        let value = match self.expr(0) {
+            Ok(v) => v,
+            Err(e) if recoverable(&e) => {
+                self.skip_to_stmt_end();
+                for t in targets {
+                    self.poison(t, line, copy_err(&e));
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         if matches!(self.peek(), Tok::Op(",")) {
-            return Err(refuse(line, "a tuple without brackets"));
+            self.skip_to_stmt_end();
+            for t in targets {
+                self.poison(t, line, refuse(line, "a tuple without brackets"));
+            }
+            return Ok(());
         }
         for t in targets {
             self.bind(t, value.clone());
+        }
+        Ok(())
+    }
+
+    fn at_stmt_end(&self) -> bool {
+        matches!(self.peek(), Tok::Newline | Tok::Eof | Tok::Op(";"))
+    }
+
+    /// Moves to the end of the current simple statement (brackets never hold a Newline).
+    fn skip_to_stmt_end(&mut self) {
+        while !self.at_stmt_end() {
+            self.pos += 1;
+        }
+    }
+
+    /// Marks `name` as having a value xva does not know, because of `cause`.
+    fn poison(&mut self, name: String, line: usize, cause: GuestError) {
+        if self.fixed.contains_key(&name) {
+            return;
+        }
+        self.env.remove(&name);
+        self.poisoned.insert(name, (line, cause));
+    }
+
+    /// A statement that is an expression (a call...) or assigns to something other than
+    /// plain names.
+    fn expression_statement(&mut self, line: usize, first: &str) -> Result<()> {
+        let start = self.pos;
+        self.skip_to_stmt_end();
+        let toks: Vec<Tok> = self.toks[start..self.pos].iter().map(|t| t.tok.clone()).collect();
+        let mut depth = 0usize;
+        let mut assign_at = None;
+        for (i, t) in toks.iter().enumerate() {
+            match t {
+                Tok::Op("(" | "[" | "{") => depth += 1,
+                Tok::Op(")" | "]" | "}") => depth = depth.saturating_sub(1),
+                Tok::Op("=" | "+=" | "-=" | "*=" | "/=" | "%=" | "//=" | "**=" | "|=" | "&=" | "^=") if depth == 0 => {
+                    assign_at = Some(i);
+                    break;
+                }
+                Tok::Name(n)
+                    if matches!(
+                        n.as_str(),
+                        "globals"
+                            | "locals"
+                            | "vars"
+                            | "exec"
+                            | "eval"
+                            | "execfile"
+                            | "setattr"
+                            | "__import__"
+                            | "__builtins__"
+                            | "reload"
+                    ) =>
+                {
+                    return Err(refuse(line, &format!("using `{n}`")));
+                }
+                _ => {}
+            }
+        }
+        if let Some(i) = assign_at {
+            // `a, b = …` binds plain names to values we do not compute; anything else
+            // (`x[0] = …`, `os.environ['A'] = …`) changes state we cannot follow.
+            let lhs = &toks[..i];
+            let plain = lhs.iter().all(|t| matches!(t, Tok::Name(_) | Tok::Op("," | "(" | ")" | "[" | "]")));
+            if !plain || lhs.iter().any(|t| matches!(t, Tok::Op("[")) && !matches!(lhs.first(), Some(Tok::Op("[")))) {
+                return Err(refuse(line, &format!("an assignment to an item or attribute of `{first}`")));
+            }
+            for t in lhs {
+                if let Tok::Name(n) = t {
+                    let cause = refuse(line, &format!("the tuple assignment to `{n}`"));
+                    self.poison(n.clone(), line, cause);
+                }
+            }
+            return Ok(());
+        }
+        if self.defs_with_global {
+            return Err(refuse(
+                line,
+                &format!("the statement starting with `{first}` (a function defined here rebinds globals)"),
+            ));
+        }
+        let construct = match toks.get(1) {
+            Some(Tok::Op("(")) => format!("a call of {first}()"),
+            Some(Tok::Op(".")) => format!("an expression using {first}.…"),
+            _ => format!("the expression statement starting with {first:?}"),
+        };
+        self.remarks.push((line, format!("{construct} not evaluated")));
+        Ok(())
+    }
+
+    /// Skips an `import`/`from` statement; the names it binds become unknown.
+    fn skip_import(&mut self, line: usize) -> Result<()> {
+        let is_from = matches!(self.peek(), Tok::Name(n) if n == "from");
+        self.pos += 1;
+        let start = self.pos;
+        self.skip_to_stmt_end();
+        let toks: Vec<Tok> = self.toks[start..self.pos].iter().map(|t| t.tok.clone()).collect();
+        // Names bound: `import a.b as c, d` → c, d; `from m import a as b, c` → b, c.
+        let list: &[Tok] = if is_from {
+            match toks.iter().position(|t| matches!(t, Tok::Name(n) if n == "import")) {
+                Some(i) => &toks[i + 1..],
+                None => return Err(GuestError::syntax(line, "`from` without `import`")),
+            }
+        } else {
+            &toks
+        };
+        let mut bound = Vec::new();
+        let mut module = String::new();
+        for item in list.split(|t| matches!(t, Tok::Op(","))) {
+            let names: Vec<&String> = item
+                .iter()
+                .filter_map(|t| match t {
+                    Tok::Name(n) => Some(n),
+                    _ => None,
+                })
+                .collect();
+            if module.is_empty() {
+                module = names.first().map(|s| s.to_string()).unwrap_or_default();
+            }
+            let alias = match item.iter().position(|t| matches!(t, Tok::Name(n) if n == "as")) {
+                Some(i) => match item.get(i + 1) {
+                    Some(Tok::Name(n)) => Some(n.clone()),
+                    _ => None,
+                },
+                None => names.first().map(|s| s.to_string()),
+            };
+            bound.extend(alias);
+        }
+        for n in &bound {
+            let cause = refuse(line, &format!("using the module or name `{n}` imported here"));
+            self.poison(n.clone(), line, cause);
+        }
+        self.remarks.push((line, format!("import not evaluated ({})", bound.join(", "))));
+        Ok(())
+    }
+
+    /// Skips a compound statement (`if`/`for`/`while`/`try`/`with`/`class`, with its
+    /// `elif`/`else`/`except`/`finally` clauses); every name it could bind becomes unknown.
+    fn skip_block(&mut self, line: usize, kw: &str) -> Result<()> {
+        let start = self.pos;
+        // Header line, then indented lines and continuation clauses.
+        loop {
+            while !matches!(self.peek(), Tok::Newline | Tok::Eof) {
+                self.pos += 1;
+            }
+            if matches!(self.peek(), Tok::Eof) {
+                break;
+            }
+            self.pos += 1; // the Newline
+            match (self.peek(), self.toks.get(self.pos + 1).map(|t| &t.tok)) {
+                (Tok::Indent(c), _) if *c > 0 => continue,
+                (Tok::Indent(0), Some(Tok::Name(n)))
+                    if matches!(n.as_str(), "elif" | "else" | "except" | "finally") =>
+                {
+                    continue
+                }
+                _ => break,
+            }
+        }
+        let toks: Vec<Tok> = self.toks[start..self.pos].iter().map(|t| t.tok.clone()).collect();
+        let mut bound: Vec<String> = Vec::new();
+        let mut depth = 0usize;
+        let mut stmt_start = true;
+        let mut i = 0;
+        while i < toks.len() {
+            let t = &toks[i];
+            match t {
+                Tok::Op("(" | "[" | "{") => depth += 1,
+                Tok::Op(")" | "]" | "}") => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if let Tok::Name(n) = t {
+                match n.as_str() {
+                    "as" | "def" | "class" | "global" | "del" => {
+                        if let Some(Tok::Name(m)) = toks.get(i + 1) {
+                            bound.push(m.clone());
+                        }
+                    }
+                    "for" | "import" => {
+                        let mut j = i + 1;
+                        while let Some(tt) = toks.get(j) {
+                            match tt {
+                                Tok::Name(m) if m == "in" => break,
+                                Tok::Name(m) if m != "as" => bound.push(m.clone()),
+                                Tok::Op(",") | Tok::Op("(") | Tok::Op(")") | Tok::Op(".") | Tok::Name(_) => {}
+                                _ => break,
+                            }
+                            j += 1;
+                        }
+                    }
+                    _ if stmt_start && depth == 0 => {
+                        // NAME (, NAME)* (= | op=)
+                        let mut j = i;
+                        let mut names = Vec::new();
+                        while let Some(Tok::Name(m)) = toks.get(j) {
+                            names.push(m.clone());
+                            if matches!(toks.get(j + 1), Some(Tok::Op(","))) {
+                                j += 2;
+                            } else {
+                                j += 1;
+                                break;
+                            }
+                        }
+                        if matches!(
+                            toks.get(j),
+                            Some(Tok::Op("=" | "+=" | "-=" | "*=" | "/=" | "%=" | "//=" | "**=" | "|=" | "&=" | "^="))
+                        ) {
+                            bound.extend(names);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            stmt_start =
+                matches!(t, Tok::Indent(_) | Tok::Newline | Tok::Op(";")) || (matches!(t, Tok::Op(":")) && depth == 0);
+            i += 1;
+        }
+        bound.sort();
+        bound.dedup();
+        for n in &bound {
+            let cause = GuestError::new(
+                ErrorKind::Refused,
+                format!(
+                    "{n} is set inside the `{kw}` statement, which needs a Python interpreter; \
+                     pass --set {n}=VALUE with the value xm would compute, or give a copy of the \
+                     config with literal values"
+                ),
+            )
+            .at_line(line);
+            self.poison(n.clone(), line, cause);
+        }
+        self.remarks.push((
+            line,
+            if bound.is_empty() {
+                format!("`{kw}` statement not evaluated")
+            } else {
+                format!("`{kw}` statement not evaluated (it sets {})", bound.join(", "))
+            },
+        ));
+        // statement_line expects a newline or EOF next.
+        if self.pos > 0 && matches!(self.toks[self.pos - 1].tok, Tok::Newline) {
+            self.pos -= 1;
         }
         Ok(())
     }
@@ -617,6 +934,7 @@ impl Eval<'_> {
         if self.fixed.contains_key(&name) {
             return; // command line wins, as with `xm create NAME=VALUE`
         }
+        self.poisoned.remove(&name);
         if !self.env.contains_key(&name) {
             self.order.push(name.clone());
         }
@@ -626,6 +944,9 @@ impl Eval<'_> {
     fn lookup(&self, name: &str, line: usize) -> Result<Value> {
         if let Some(v) = self.env.get(name) {
             return Ok(v.clone());
+        }
+        if let Some((_, cause)) = self.poisoned.get(name) {
+            return Err(copy_err(cause));
         }
         match name {
             "True" => Ok(Value::Bool(true)),
@@ -670,6 +991,9 @@ impl Eval<'_> {
             }
             self.pos += 1;
             while !matches!(self.peek(), Tok::Newline | Tok::Eof) {
+                if matches!(self.peek(), Tok::Name(n) if n == "global") {
+                    self.defs_with_global = true;
+                }
                 self.pos += 1;
             }
             if matches!(self.peek(), Tok::Newline) {
@@ -719,14 +1043,16 @@ impl Eval<'_> {
                     self.remarks.push((line, format!("xm_vars variable {name} taken from --set")));
                     Ok(())
                 } else {
-                    Err(GuestError::new(
+                    let cause = GuestError::new(
                         ErrorKind::Refused,
                         format!(
                             "the config expects `xm create` to be given {name}=VALUE \
                              (xm_vars.var); pass --set {name}=VALUE"
                         ),
                     )
-                    .at_line(line))
+                    .at_line(line);
+                    self.poison(name, line, cause);
+                    Ok(())
                 }
             }
             _ => Err(refuse(line, &format!("calling xm_vars.{method}()"))),
@@ -1262,6 +1588,15 @@ pub fn parse_cli_value(text: &str) -> Value {
 mod tests {
     use super::*;
 
+    /// Like xm: any name left unknown is an error.
+    fn strict(src: &str) -> Result<Evaluated> {
+        let e = evaluate(src, &BTreeMap::new())?;
+        if let Some((_, _, c)) = e.unknown.first() {
+            return Err(copy_err(c));
+        }
+        Ok(e)
+    }
+
     fn ev(src: &str) -> Evaluated {
         evaluate(src, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -1321,7 +1656,7 @@ mod tests {
             ("xm_vars.var('vmid')\n", 1, "--set vmid="),
             ("a = b\n", 1, "--set b="),
         ] {
-            let err = evaluate(src, &BTreeMap::new()).unwrap_err();
+            let err = strict(src).unwrap_err();
             assert_eq!(err.line(), Some(line), "{src}: {err}");
             assert!(err.to_string().contains(what), "{src}: {err}");
         }
@@ -1335,26 +1670,26 @@ mod tests {
         let e = evaluate(src, &fixed).unwrap();
         assert_eq!(e.get("name"), Some(&Value::Str("VM2".into())));
         assert!(!e.remarks.is_empty());
-        let err = evaluate("def f():\n  return 1\na = f()\n", &BTreeMap::new()).unwrap_err();
+        let err = strict("def f():\n  return 1\na = f()\n").unwrap_err();
         assert_eq!(err.line(), Some(3));
     }
 
     #[test]
     fn unterminated_strings() {
-        let err = evaluate("a = 'abc\n", &BTreeMap::new()).unwrap_err();
+        let err = strict("a = 'abc\n").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Syntax);
         assert!(err.to_string().contains("unterminated"), "{err}");
-        let err = evaluate("x = 1\na = '''abc\n\n", &BTreeMap::new()).unwrap_err();
+        let err = strict("x = 1\na = '''abc\n\n").unwrap_err();
         assert_eq!(err.line(), Some(2));
     }
 
     #[test]
     fn overflow_is_an_error() {
-        assert!(evaluate("a = 99999999999999999999\n", &BTreeMap::new()).is_err());
-        assert!(evaluate("a = 2 ** 64\n", &BTreeMap::new()).is_err());
-        assert!(evaluate("a = 'x' * 100000000\n", &BTreeMap::new()).is_err());
-        assert!(evaluate("a = 1 / 0\n", &BTreeMap::new()).is_err());
+        assert!(strict("a = 99999999999999999999\n").is_err());
+        assert!(strict("a = 2 ** 64\n").is_err());
+        assert!(strict("a = 'x' * 100000000\n").is_err());
+        assert!(strict("a = 1 / 0\n").is_err());
         let deep = format!("a = {}1{}\n", "(".repeat(500), ")".repeat(500));
-        assert!(evaluate(&deep, &BTreeMap::new()).is_err());
+        assert!(strict(&deep).is_err());
     }
 }

@@ -574,6 +574,41 @@ pub fn parse_vif(spec: &str) -> Result<Nic> {
     Ok(nic)
 }
 
+/// Keys [`build`] reads: an xm config whose code leaves one of these unknown is refused.
+pub const READ_KEYS: &[&str] = &[
+    "name",
+    "uuid",
+    "description",
+    "memory",
+    "maxmem",
+    "vcpus",
+    "maxvcpus",
+    "vcpu_avail",
+    "builder",
+    "type",
+    "kernel",
+    "ramdisk",
+    "root",
+    "extra",
+    "cmdline",
+    "bootloader",
+    "bootloader_args",
+    "bootargs",
+    "firmware",
+    "bios",
+    "acpi",
+    "apic",
+    "pae",
+    "nx",
+    "viridian",
+    "localtime",
+    "rtc_timeoffset",
+    "boot",
+    "disk",
+    "vif",
+    "nics",
+];
+
 const PASSTHROUGH: &[&str] = &[
     "pci",
     "vscsi",

@@ -27,6 +27,19 @@ pub fn parse_with(text: &str, set: &[(String, String)]) -> Result<Guest> {
         fixed.insert(k.clone(), pyeval::parse_cli_value(v));
     }
     let ev = pyeval::evaluate(text, &fixed)?;
+    // Code xva does not run may only decide names the conversion does not need.
+    let mut unneeded = Vec::new();
+    for (name, line, cause) in &ev.unknown {
+        if xen::READ_KEYS.contains(&name.as_str()) {
+            let msg = format!("{} (needed for `{name}`, line {line})", cause.message());
+            let e = GuestError::new(cause.kind(), msg);
+            return Err(match cause.line() {
+                Some(l) => e.at_line(l),
+                None => e.at_line(*line),
+            });
+        }
+        unneeded.push(format!("{name} (line {line})"));
+    }
     let mut opts = Opts::default();
     let mut dropped = Vec::new();
     for (name, value) in &ev.vars {
@@ -41,6 +54,12 @@ pub fn parse_with(text: &str, set: &[(String, String)]) -> Result<Guest> {
     let mut g = xen::build(&opts, Dialect::Xm)?;
     for (line, remark) in ev.remarks {
         g.note(Severity::Info, format!("line {line}: {remark}"));
+    }
+    if !unneeded.is_empty() {
+        g.note(
+            Severity::Info,
+            format!("set by code xva does not run, and not needed for the conversion: {}", unneeded.join(", ")),
+        );
     }
     if !dropped.is_empty() {
         g.note(
