@@ -188,3 +188,24 @@ fn convert_a_vmdk_chain_and_a_stream_to_xva() {
         assert!(disk == want, "{sub}: XVA content differs from qemu-img convert");
     }
 }
+
+/// End to end: `xva convert --disk X.vmdk -o out.xva`, then `xva verify` (with the SHA-256 of
+/// `qemu-img convert -O raw` as the expected disk digest) and `xva extract` give back qemu's
+/// bytes, for a hosted delta chain, a stream and a flat base.
+#[test]
+fn convert_verify_extract_equal_qemu_raw() {
+    for (sub, name) in [
+        ("monolithicSparse", "base-000001.vmdk"),
+        ("streamOptimized", "base.vmdk"),
+        ("monolithicFlat", "base-000001.vmdk"),
+    ] {
+        let t = TestDir::new();
+        chain(&t, sub);
+        t.xva_ok(["convert", "--disk", name, "-o", "out.xva"]);
+        run_ok(qemu_img(), &["convert", "-f", "vmdk", "-O", "raw", p(&t.join(name)), p(&t.join("want.raw"))]);
+        let want = crate::util::sha256_file(&t.join("want.raw"));
+        t.xva_ok(["verify", "out.xva", "--expect-sha256", &want]);
+        t.xva_ok(["extract", "out.xva", "-o", "got.raw"]);
+        assert_eq!(crate::util::sha256_file(&t.join("got.raw")), want, "{sub}: extracted disk");
+    }
+}
