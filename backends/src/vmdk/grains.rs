@@ -21,10 +21,13 @@ use crate::error::{CheckedExt, Error, Result};
 use crate::reader::Allocation;
 use crate::source::ByteSource;
 
-/// Bytes of decoded grain tables kept per extent.
-const GT_CACHE_BYTES: usize = 32 << 20;
-/// Decoded compressed grains kept per extent (for reads smaller than a grain).
-const GRAIN_CACHE_ENTRIES: usize = 4;
+/// Bytes of grain tables one layer keeps (all its extents together): 16 MiB holds 4096 hosted
+/// sparse tables, which map 128 GiB of disk.
+pub const TABLE_CACHE_BYTES: usize = 16 << 20;
+/// Bytes of inflated grains one layer keeps, for reads smaller than a grain.
+const GRAIN_CACHE_BYTES: usize = 1 << 20;
+/// Unique ids for grain maps, so that extents can share one cache.
+static NEXT_MAP_ID: AtomicU64 = AtomicU64::new(1);
 /// Largest compressed grain we inflate (bounds the decode buffer).
 pub const MAX_COMPRESSED_GRAIN: u64 = 16 << 20;
 
@@ -63,8 +66,84 @@ thread_local! {
     static SCRATCH: RefCell<(Vec<u8>, Option<flate2::Decompress>)> = const { RefCell::new((Vec::new(), None)) };
 }
 
-/// Cached grain tables by file offset, with the tick of their last use.
-type GtCache = HashMap<u64, (Arc<[u64]>, u64)>;
+/// (grain map id, file offset).
+type CacheKey = (u64, u64);
+
+/// The caches of one layer, shared by its extents and bounded in bytes, so that memory does
+/// not grow with the disk size or with the number of extents.
+#[derive(Debug)]
+pub struct LayerCache {
+    tables: Mutex<Tables>,
+    grains: Mutex<Vec<(CacheKey, Arc<Vec<u8>>)>>,
+    table_budget: usize,
+    tick: AtomicU64,
+}
+
+/// Grain tables by (map id, file offset), with the tick of their last use, and their size.
+#[derive(Debug, Default)]
+struct Tables {
+    map: HashMap<CacheKey, (Arc<[u64]>, u64)>,
+    bytes: usize,
+}
+
+impl LayerCache {
+    /// A cache holding at most `table_budget` bytes of grain tables (at least a few tables).
+    pub fn new(table_budget: usize) -> Arc<LayerCache> {
+        Arc::new(LayerCache {
+            tables: Mutex::new(Tables::default()),
+            grains: Mutex::new(Vec::new()),
+            table_budget,
+            tick: AtomicU64::new(0),
+        })
+    }
+
+    fn table(&self, key: (u64, u64)) -> Option<Arc<[u64]>> {
+        let now = self.tick.fetch_add(1, Ordering::Relaxed);
+        let mut c = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        c.map.get_mut(&key).map(|(t, used)| {
+            *used = now;
+            t.clone()
+        })
+    }
+
+    fn insert_table(&self, key: (u64, u64), t: Arc<[u64]>) {
+        let now = self.tick.fetch_add(1, Ordering::Relaxed);
+        let size = t.len() * 8;
+        let mut c = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        if c.bytes + size > self.table_budget && c.map.len() >= 4 {
+            // Evict the least recently used quarter (amortises the O(n) scan).
+            let mut ages: Vec<u64> = c.map.values().map(|(_, u)| *u).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 4];
+            c.map.retain(|_, (_, u)| *u > cut);
+            c.bytes = c.map.values().map(|(t, _)| t.len() * 8).sum();
+        }
+        if c.map.insert(key, (t, now)).is_none() {
+            c.bytes += size;
+        }
+    }
+
+    /// Bytes of grain tables held.
+    pub fn table_bytes(&self) -> usize {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner()).bytes
+    }
+
+    fn grain(&self, key: (u64, u64)) -> Option<Arc<Vec<u8>>> {
+        let c = self.grains.lock().unwrap_or_else(|e| e.into_inner());
+        c.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+    }
+
+    fn insert_grain(&self, key: (u64, u64), g: Arc<Vec<u8>>) {
+        if g.len() > GRAIN_CACHE_BYTES / 2 {
+            return;
+        }
+        let mut c = self.grains.lock().unwrap_or_else(|e| e.into_inner());
+        while !c.is_empty() && c.iter().map(|(_, v)| v.len()).sum::<usize>() + g.len() > GRAIN_CACHE_BYTES {
+            c.remove(0);
+        }
+        c.push((key, g));
+    }
+}
 
 /// One grain-directory slot, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,10 +177,8 @@ pub struct GrainMap {
     gd: Vec<Gde>,
     enc: Encoding,
     storage: Storage,
-    gt_cache: Mutex<GtCache>,
-    gt_cache_cap: usize,
-    tick: AtomicU64,
-    grain_cache: Mutex<Vec<(u64, Arc<Vec<u8>>)>>,
+    id: u64,
+    cache: Arc<LayerCache>,
 }
 
 impl fmt::Debug for GrainMap {
@@ -177,7 +254,11 @@ impl GrainMap {
             ))
             .with_path(src.path()));
         }
-        let gt_bytes = (gt_len as usize).max(1) * 8;
+        if capacity > 1 << 62 {
+            return Err(
+                Error::invalid(format!("capacity of {capacity} bytes is beyond any real disk")).with_path(src.path())
+            );
+        }
         Ok(GrainMap {
             src,
             capacity,
@@ -186,11 +267,14 @@ impl GrainMap {
             gd,
             enc,
             storage,
-            gt_cache: Mutex::new(HashMap::new()),
-            gt_cache_cap: (GT_CACHE_BYTES / gt_bytes).max(4),
-            tick: AtomicU64::new(0),
-            grain_cache: Mutex::new(Vec::new()),
+            id: NEXT_MAP_ID.fetch_add(1, Ordering::Relaxed),
+            cache: LayerCache::new(TABLE_CACHE_BYTES),
         })
+    }
+
+    /// Makes this map use `cache` (shared with the other extents of its layer).
+    pub fn share_cache(&mut self, cache: Arc<LayerCache>) {
+        self.cache = cache;
     }
 
     /// Bytes of the virtual disk this map covers.
@@ -217,25 +301,12 @@ impl GrainMap {
 
     /// The grain table at `offset`, from the cache or the file.
     fn table(&self, offset: u64) -> Result<Arc<[u64]>> {
-        let now = self.tick.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut c = self.gt_cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((t, used)) = c.get_mut(&offset) {
-                *used = now;
-                return Ok(t.clone());
-            }
+        if let Some(t) = self.cache.table((self.id, offset)) {
+            return Ok(t);
         }
         let t: Arc<[u64]> =
             read_entries(self.src.as_ref(), offset, self.gt_len, self.entry_width(), "grain table")?.into();
-        let mut c = self.gt_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if c.len() >= self.gt_cache_cap {
-            // Evict the least recently used quarter (amortises the O(n) scan).
-            let mut ages: Vec<u64> = c.values().map(|(_, u)| *u).collect();
-            ages.sort_unstable();
-            let cut = ages[ages.len() / 4];
-            c.retain(|_, (_, u)| *u > cut);
-        }
-        c.insert(offset, (t.clone(), now));
+        self.cache.insert_table((self.id, offset), t.clone());
         Ok(t)
     }
 
@@ -432,21 +503,13 @@ impl GrainMap {
         if in_grain == 0 && dst.len() == glen {
             return self.inflate(dst, g, at, markers);
         }
-        let cached = {
-            let c = self.grain_cache.lock().unwrap_or_else(|e| e.into_inner());
-            c.iter().find(|(k, _)| *k == at).map(|(_, v)| v.clone())
-        };
-        let data = match cached {
+        let data = match self.cache.grain((self.id, at)) {
             Some(d) => d,
             None => {
                 let mut d = vec![0u8; glen];
                 self.inflate(&mut d, g, at, markers)?;
                 let d = Arc::new(d);
-                let mut c = self.grain_cache.lock().unwrap_or_else(|e| e.into_inner());
-                if c.len() >= GRAIN_CACHE_ENTRIES {
-                    c.remove(0);
-                }
-                c.push((at, d.clone()));
+                self.cache.insert_grain((self.id, at), d.clone());
                 d
             }
         };
@@ -547,7 +610,8 @@ mod tests {
         let raw: Vec<u8> = (0..512 * 4096).map(|i: usize| (i / 4096) as u8 ^ (i as u8)).collect();
         let opts = SparseOpts { grain_sectors: 8, gtes: 2, ..Default::default() };
         let mut m = map_of(&raw, &opts, &|g| if g % 3 == 2 { GrainSpec::Unallocated } else { GrainSpec::Data });
-        m.gt_cache_cap = 4;
+        // Room for 4 tables of 2 entries.
+        m.share_cache(LayerCache::new(4 * 2 * 8));
         for pass in 0..2 {
             let mut off = 0u64;
             while off < raw.len() as u64 {
@@ -558,7 +622,7 @@ mod tests {
                     assert_eq!(b, raw[off as usize..(off + n) as usize], "pass {pass} at {off}");
                 }
                 off += n;
-                assert!(m.gt_cache.lock().unwrap().len() <= 4);
+                assert!(m.cache.table_bytes() <= 4 * 2 * 8);
             }
         }
     }

@@ -315,6 +315,13 @@ fn open_extents(
         }
         start = start.add_or(len, "virtual size")?;
     }
+    // One bounded cache for all the sparse extents of this layer.
+    let cache = grains::LayerCache::new(grains::TABLE_CACHE_BYTES);
+    for e in &mut extents {
+        if let ExtData::Sparse(m) = &mut e.data {
+            m.share_cache(cache.clone());
+        }
+    }
     if !missing.is_empty() {
         return Err(Error::new(
             ErrorKind::MissingFile,
