@@ -92,6 +92,8 @@ fn describe_source(d: &guest::Disk) -> String {
 }
 
 struct DiskInfo {
+    /// What the definition says that the image contradicts.
+    checks: Vec<String>,
     format: Option<&'static str>,
     virtual_size: Option<u64>,
     allocated: Option<u64>,
@@ -115,7 +117,17 @@ fn disk_info(d: &guest::Disk, open: &OpenArgs) -> DiskInfo {
                     }
                 }
             }
+            let mut checks = Vec::new();
+            if let Some(h) = d.format.as_deref() {
+                if h != r.format().name {
+                    checks.push(format!("the definition says {h}, the image is {}", r.format().name));
+                }
+            }
+            if let Some(c) = d.capacity.filter(|&c| c != size) {
+                checks.push(format!("the definition says {c} bytes, the image holds {size}"));
+            }
             DiskInfo {
+                checks,
                 format: Some(r.format().name),
                 virtual_size: Some(size),
                 allocated: ok.then_some(allocated),
@@ -124,6 +136,7 @@ fn disk_info(d: &guest::Disk, open: &OpenArgs) -> DiskInfo {
             }
         }
         Err(e) => DiskInfo {
+            checks: Vec::new(),
             format: None,
             virtual_size: None,
             allocated: None,
@@ -193,6 +206,7 @@ fn print_json(
                 "virtual_size": info.virtual_size,
                 "allocated_bytes": info.allocated,
                 "chain": info.chain,
+                "checks": info.checks,
                 "error": info.error,
             })
         })
@@ -284,6 +298,9 @@ fn print_human(
                 );
                 if info.chain.len() > 1 {
                     println!("      chain:  {}", s(&info.chain.join(" -> ")));
+                }
+                for c in &info.checks {
+                    println!("      check:  {}", s(c));
                 }
             }
         }

@@ -301,6 +301,7 @@ fn ovf_next_to_its_disks_and_bad_units() {
     assert_eq!(v["source_kind"], "ovf");
     assert_eq!(v["boot"]["firmware"], "uefi");
     assert_eq!(v["boot"]["secure_boot"], true);
+    assert_eq!(v["disk_images"][0]["checks"].as_array().unwrap().len(), 1, "raw stand-in for a vmdk: {v}");
     std::fs::copy(Path::new(CONFIGS).join("ovf/bad/huge-units.ovf"), dir.join("huge.ovf")).unwrap();
     fails_with(&dir, &["inspect", "huge.ovf"], &["huge.ovf:", "impossibly large"]);
 }
