@@ -364,35 +364,43 @@ impl GrainMap {
             Grain::Zero => Allocation::Zero { explicit: true },
             Grain::At(_) => Allocation::Data,
         };
+        let grain_end = |g: u64| g.saturating_mul(self.grain).min(end);
         let mut g = off / self.grain;
-        let first = class(self.grain_at(g)?);
-        let mut pos = ((g + 1) * self.grain).min(end);
-        while pos < end {
-            g += 1;
-            // A whole unallocated GT span is skipped without looking at each grain.
+        let mut pos = off;
+        let mut first: Option<Allocation> = None;
+        // One grain table at a time: a missing or zero table is skipped whole, a present one
+        // is scanned without going back to the cache for every grain.
+        'tables: while pos < end {
             let gdi = g / self.gt_len;
-            if g.is_multiple_of(self.gt_len) {
-                let span_end = (gdi + 1).saturating_mul(self.gt_len).saturating_mul(self.grain);
-                let whole = match self.gd.get(gdi as usize) {
-                    Some(Gde::None) => Some(Allocation::Unallocated),
-                    Some(Gde::Zero) => Some(Allocation::Zero { explicit: true }),
-                    _ => None,
-                };
-                if let Some(a) = whole {
-                    if a != first {
+            let span_end = (gdi + 1).saturating_mul(self.gt_len);
+            let gde = *self.gd.get(gdi as usize).ok_or_else(|| {
+                Error::corrupt(format!("grain {g} lies past the grain directory")).with_path(self.src.path())
+            })?;
+            let table = match gde {
+                Gde::None | Gde::Zero => {
+                    let a =
+                        if gde == Gde::None { Allocation::Unallocated } else { Allocation::Zero { explicit: true } };
+                    if first.is_some_and(|f| f != a) {
                         break;
                     }
-                    pos = span_end.min(end);
-                    g = (gdi + 1) * self.gt_len - 1;
+                    first = Some(a);
+                    g = span_end;
+                    pos = grain_end(g);
                     continue;
                 }
+                Gde::At(t) => self.table(t)?,
+            };
+            while g < span_end && pos < end {
+                let a = class(self.decode_gte(table[(g % self.gt_len) as usize], g)?);
+                if first.is_some_and(|f| f != a) {
+                    break 'tables;
+                }
+                first = Some(a);
+                g += 1;
+                pos = grain_end(g);
             }
-            if class(self.grain_at(g)?) != first {
-                break;
-            }
-            pos = ((g + 1) * self.grain).min(end);
         }
-        Ok((pos - off, first))
+        Ok((pos - off, first.unwrap_or(Allocation::Unallocated)))
     }
 
     /// Reads `buf.len()` bytes at `off` of a range [`status`](Self::status) reported as data.
