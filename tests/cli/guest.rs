@@ -393,3 +393,65 @@ fn config_to_xva_end_to_end() {
     let second = text.find(&format!("<name>virtual_size</name><value>{}</value>", 2u64 << 20)).unwrap();
     assert!(first < second);
 }
+
+/// The Workstation fixture with a real three-layer chain: `Win7.vmdk` ← `Win7-000001.vmdk` ←
+/// `Win7-000002.vmdk` (the file the .vmx names). The current state is read through the chain.
+#[test]
+fn vmx_current_state_is_the_delta_chain() {
+    use xva::backends::vmdk::build::{sparse, GrainSpec, SparseOpts};
+    const GRAIN: usize = 64 << 10;
+    let size = 1usize << 20;
+    let desc = |cid: &str, parent: &str, hint: Option<&str>, file: &str| {
+        format!(
+            "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID={cid}\nparentCID={parent}\n\
+             createType=\"monolithicSparse\"\n{}\n# Extent description\nRW {} SPARSE \"{file}\"\n\n\
+             # The Disk Data Base\nddb.adapterType = \"lsisas1068\"\n",
+            hint.map(|h| format!("parentFileNameHint=\"{h}\"\n")).unwrap_or_default(),
+            size / 512
+        )
+    };
+    let layer = |fill: u8, grains: std::ops::Range<u64>, d: String| {
+        let raw = vec![fill; size];
+        sparse(
+            &raw,
+            &|g| if grains.contains(&g) { GrainSpec::Data } else { GrainSpec::Unallocated },
+            &SparseOpts { descriptor: Some(d), ..Default::default() },
+        )
+    };
+    let dir = TestDir::new();
+    let src = Path::new(CONFIGS).join("vmx/workstation-win7");
+    for f in ["Win7.vmx", "Win7.vmsd"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    write(&dir, "Win7.vmdk", layer(0xa0, 0..16, desc("0000000a", "ffffffff", None, "Win7.vmdk")));
+    write(
+        &dir,
+        "Win7-000001.vmdk",
+        layer(0xb1, 0..4, desc("0000000b", "0000000a", Some("Win7.vmdk"), "Win7-000001.vmdk")),
+    );
+    write(
+        &dir,
+        "Win7-000002.vmdk",
+        layer(0xc2, 2..6, desc("0000000c", "0000000b", Some("Win7-000001.vmdk"), "Win7-000002.vmdk")),
+    );
+    sized(&dir, "Win7-data.vmdk", 1 << 20);
+    let v = json(&dir.xva_ok(["inspect", "Win7.vmx", "--output", "json"]));
+    let d0 = &v["disk_images"][0];
+    assert_eq!(d0["format"], "vmdk");
+    assert_eq!(d0["virtual_size"], size as u64);
+    assert_eq!(d0["chain"].as_array().unwrap().len(), 3, "{d0}");
+    assert_eq!(v["vm_record"]["disks"][0]["bootable"], true);
+
+    let g = xva::guest::load(&dir.join("Win7.vmx"), &Default::default()).unwrap();
+    let r = xva::guest::open_disk(&g.disks[0], &Default::default()).unwrap();
+    let mut back = vec![0u8; size];
+    r.read_exact_at(&mut back, 0).unwrap();
+    for (g, chunk) in back.chunks(GRAIN).enumerate() {
+        let want = match g {
+            0 | 1 => 0xb1,
+            2..=5 => 0xc2,
+            _ => 0xa0,
+        };
+        assert!(chunk.iter().all(|&b| b == want), "grain {g}");
+    }
+}
