@@ -600,3 +600,25 @@ impl xva_backends::ByteSource for Concat {
         &self.path
     }
 }
+
+impl Guest {
+    /// Opens every disk ([`open_disk`]), in order; all failures are reported at once.
+    pub fn open_disks(&self, opts: &xva_backends::OpenOptions) -> Result<Vec<Box<dyn xva_backends::BlockReader>>> {
+        let mut readers = Vec::with_capacity(self.disks.len());
+        let mut errors = Vec::new();
+        for d in &self.disks {
+            match open_disk(d, opts) {
+                Ok(r) => readers.push(r),
+                Err(e) => errors.push(format!("{}: {e}", d.device)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(readers)
+        } else {
+            Err(GuestError::new(
+                ErrorKind::Io,
+                format!("{} disk(s) cannot be opened:\n  {}", errors.len(), errors.join("\n  ")),
+            ))
+        }
+    }
+}

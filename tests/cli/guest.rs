@@ -326,7 +326,7 @@ fn sxp_fixture_detected_by_content() {
 /// wire it) → `xva verify`; the record carries what the source said.
 #[test]
 fn config_to_xva_end_to_end() {
-    use xva::backends::{open, OpenOptions};
+    use xva::backends::OpenOptions;
     use xva::xva::{records, writer};
 
     let dir = TestDir::new();
@@ -352,14 +352,7 @@ fn config_to_xva_end_to_end() {
     );
     let g = xva::guest::load(&dir.join("win2008"), &Default::default()).unwrap();
     assert_eq!(g.source_kind, xva::guest::SourceKind::Xm);
-    let readers: Vec<_> = g
-        .disks
-        .iter()
-        .map(|d| match &d.source {
-            xva::guest::DiskSource::Path { path } => open(path, &OpenOptions::default()).unwrap(),
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let readers = g.open_disks(&OpenOptions::default()).unwrap();
     let sizes: Vec<u64> = readers.iter().map(|r| r.virtual_size()).collect();
     let vm = g.to_vm_spec(&sizes).unwrap();
     let xml = records::ova_xml(&vm).unwrap();
