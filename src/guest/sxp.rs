@@ -310,23 +310,8 @@ pub fn parse(text: &str) -> Result<Guest> {
     let is_hvm = !policy.is_empty() || hvm_image.is_some();
     let platform = dom.child("platform");
     let pget = |k: &str| -> Option<String> {
-        // (platform (acpi 1) …) or (platform ((acpi 1) …))
-        let p = platform?;
-        if let Some(v) = p.value(k) {
-            return Some(v.to_string());
-        }
-        for item in p.rest() {
-            if let Sexp::List(pairs) = item {
-                for pair in pairs {
-                    if pair.head() == Some(k) {
-                        if let Some(Sexp::Atom(a)) = pair.rest().first() {
-                            return Some(a.clone());
-                        }
-                    }
-                }
-            }
-        }
-        hvm_image.and_then(|h| h.value(k)).map(String::from)
+        // (platform (acpi 1) …) or (platform ((acpi 1) …)); else the legacy (image (hvm …)).
+        platform.and_then(|p| dict_get(p, k)).or_else(|| hvm_image.and_then(|h| h.value(k)).map(String::from))
     };
     if is_hvm {
         let order = dom

@@ -7,7 +7,7 @@
 //!   sxp.rs ── its own keys ──────── uses parse_xm_disk / parse_vif ──┘
 //! ```
 
-use super::error::{ErrorKind, GuestError, Result};
+use super::error::{GuestError, Result};
 use super::model::{
     boot_order, format_hint, normalize_mac, partition_of, Boot, Cdrom, Controller, Disk, DiskSource, Firmware, Guest,
     Memory, Nic, ScsiModel, Severity, SourceKind, Vcpus, MIB,
@@ -354,7 +354,6 @@ pub fn parse_xl_disk(spec: &str) -> Result<DiskEntry> {
         };
         // Keyed parameters and flags (whole tokens).
         if let Some((k, v)) = tok.split_once('=') {
-            let known = true;
             match k {
                 "format" => {
                     set_format(v, &mut e, &mut empty_format)?;
@@ -382,7 +381,6 @@ pub fn parse_xl_disk(spec: &str) -> Result<DiskEntry> {
                 "colo-host" | "colo-port" | "colo-export" | "active-disk" | "hidden-disk" => {}
                 "grant_usage" if v == "0" || v == "1" => {}
                 _ => {
-                    let _ = known;
                     let is_ident = k.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
                         && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
                     return Err(err(if is_ident { "unknown parameter" } else { "bad disk syntax" }, tok));
@@ -932,7 +930,6 @@ fn pv_args(opts: &Opts, dialect: Dialect) -> Result<String> {
     if let Some(extra) = opts.str("extra")?.filter(|e| !e.is_empty()) {
         parts.push(extra);
     }
-    let _ = ErrorKind::Invalid;
     Ok(parts.join(" "))
 }
 

@@ -273,7 +273,7 @@ fn chunked_disks_in_an_ova_and_next_to_an_ovf() {
     let mut back = vec![0u8; raw.len()];
     r.read_exact_at(&mut back, 0).unwrap();
     for (i, (a, b)) in back.chunks(65536).zip(raw.chunks(65536)).enumerate() {
-        if (i as u64) % 3 == 0 {
+        if (i as u64).is_multiple_of(3) {
             assert_eq!(a, b, "grain {i}");
         } else {
             assert!(a.iter().all(|&x| x == 0), "grain {i} unallocated reads as zeros");
