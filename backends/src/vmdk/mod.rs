@@ -499,3 +499,48 @@ fn assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<VmdkReader>();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(head: &[u8], len: u64) -> Confidence {
+        probe_vmdk(&ProbeInput { head, tail: head, len, path: Path::new("p.vmdk") })
+    }
+
+    #[test]
+    fn probe_magics_and_descriptors() {
+        let mut se = 0xcafe_babeu64.to_le_bytes().to_vec();
+        se.extend_from_slice(&sesparse::VERSION.to_le_bytes());
+        for (head, want) in [
+            (&b"KDMV\x01\0\0\0"[..], Confidence::CERTAIN),
+            (b"COWD\x01\0\0\0", Confidence::CERTAIN),
+            (&se, Confidence::CERTAIN),
+            (&se[..8], Confidence::NO),
+            (b"# Disk DescriptorFile\nversion=1\n", Confidence::LIKELY),
+            (b"\xef\xbb\xbf# disk descriptorfile\r\n", Confidence::LIKELY),
+            (b"version=1\r\nCID=1\r\ncreateType = \"vmfs\"\r\n", Confidence::LIKELY),
+            (b"version=1\nCID=1\n", Confidence::NO),
+            (b"QFI\xfb\0\0\0\x03", Confidence::NO),
+            (b"", Confidence::NO),
+            (b"K", Confidence::NO),
+        ] {
+            assert_eq!(probe(head, head.len() as u64), want, "{:?}", String::from_utf8_lossy(head));
+        }
+        // A text descriptor is small; a large file with such text is something else.
+        assert_eq!(probe(b"createType=\"x\"\n", 10 << 20), Confidence::NO);
+    }
+
+    #[test]
+    fn parent_hint_candidates() {
+        assert_eq!(parent_candidates("base.vmdk"), ["base.vmdk"]);
+        assert_eq!(parent_candidates("sub/base.vmdk"), ["sub/base.vmdk"]);
+        assert_eq!(
+            parent_candidates("/vmfs/volumes/ds1/vm/base.vmdk"),
+            ["/vmfs/volumes/ds1/vm/base.vmdk", "base.vmdk"]
+        );
+        assert_eq!(parent_candidates("C:\\VMs\\w7\\base.vmdk"), ["base.vmdk"]);
+        assert_eq!(parent_candidates("D:base.vmdk"), ["D:base.vmdk"]);
+        assert_eq!(parent_candidates("..\\base.vmdk"), ["base.vmdk"]);
+    }
+}
