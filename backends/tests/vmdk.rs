@@ -631,6 +631,27 @@ mod handmade {
         assert!(r.details().iter().any(|(k, v)| k == "warning" && v.contains("NOACCESS")));
     }
 
+    /// Two FLAT extents with sector offsets into one file, in reverse order, then an ESXi
+    /// `VMFS` extent (no offset field).
+    #[test]
+    fn flat_extents_sharing_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = noise(14, 16 * 512);
+        fs::write(dir.path().join("one.bin"), &data).unwrap();
+        fs::write(dir.path().join("two-flat.vmdk"), &data[..1024]).unwrap();
+        let path = dir.path().join("shared.vmdk");
+        fs::write(
+            &path,
+            "createType=\"custom\"\nRW 6 FLAT \"one.bin\" 10\nRW 4 FLAT \"one.bin\" 2\n\
+             RW 2 VMFS \"two-flat.vmdk\"\n",
+        )
+        .unwrap();
+        let mut want = data[10 * 512..16 * 512].to_vec();
+        want.extend_from_slice(&data[2 * 512..6 * 512]);
+        want.extend_from_slice(&data[..1024]);
+        assert_eq!(read_all(open_default(&path).as_ref()), want);
+    }
+
     /// A Workstation descriptor in windows-1252 naming `café-flat.vmdk`.
     #[test]
     fn windows_1252_file_name() {
