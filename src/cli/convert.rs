@@ -149,7 +149,7 @@ pub struct Args {
     pub open: OpenArgs,
 
     #[command(flatten)]
-    pub upload: super::upload::UploadArgs,
+    pub upload: Box<super::upload::UploadArgs>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -56,6 +56,8 @@ pub struct Faults {
     pub no_default_sr: bool,
     /// Put the password the client sent into the authentication error (a hostile host).
     pub echo_password: bool,
+    /// Benchmark mode: read the body into a sink (no validation, nothing kept) and succeed.
+    pub sink: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -93,6 +95,8 @@ pub struct State {
     pub imports: usize,
     pub started_vms: Vec<String>,
     pub last_import_violations: Vec<String>,
+    /// Body bytes read in sink mode.
+    pub sunk_bytes: u64,
     counter: u64,
 }
 
@@ -505,6 +509,19 @@ fn import<S: Read + Write>(s: &mut S, raw: &TcpStream, port: u16, req: &Request,
         g.imports += 1;
         g.imports
     };
+    if faults.sink {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n as u64,
+            }
+        }
+        st.lock().unwrap().sunk_bytes = total;
+        finish_ok(st, &task, &["sink".to_string()], Vec::new());
+        return Ok(());
+    }
     let drop_at = faults.drop_after.filter(|_| nth <= faults.drop_times);
     let mut body = Body {
         inner: s,

@@ -70,7 +70,7 @@ fn multi_disk_import_rebuilds_identical_disks() {
         let (vm_ref, vm) = s.vms.iter().next().unwrap();
         assert_eq!(vm.uuid, uuid);
         assert_eq!(vm.name, "web01");
-        assert_eq!(s.started_vms, [vm_ref.clone()]);
+        assert_eq!(s.started_vms, std::slice::from_ref(vm_ref));
         let disks: Vec<&(String, Vec<u8>)> = vm.vdis.iter().map(|v| &s.vdis[v]).collect();
         assert_eq!(disks[0].0, "Ref:d000");
         assert!(disks[0].1 == a, "disk 0 differs");
@@ -364,4 +364,56 @@ fn disks_are_the_same_bytes_as_the_file_writer_produces() {
         assert!(s.vdis[&vm.vdis[0]].1 == data);
         assert!(s.vdis[&vm.vdis[1]].1.iter().all(|&b| b == 0));
     });
+}
+
+/// The benchmark behind `scripts/bench-upload.sh` (ignored by default; run in release):
+/// a disk of `XVA_BENCH_GIB` GiB (default 4) with 25 % data, written to a file vs streamed to
+/// the test server in sink mode over loopback. Prints both times and their ratio.
+#[test]
+#[ignore]
+fn bench_upload_vs_file() {
+    let gib: u64 = std::env::var("XVA_BENCH_GIB").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
+    let dir = TestDir::new();
+    let size = gib << 30;
+    // 25 % data: every fourth 4 MiB stretch holds pseudo-random bytes, the rest are holes.
+    let stretch = 4 * MIB;
+    let f = std::fs::File::create(dir.join("bench.img")).unwrap();
+    f.set_len(size).unwrap();
+    let block = pattern(42, stretch as usize);
+    {
+        use std::os::unix::fs::FileExt;
+        let mut off = 0;
+        while off < size {
+            f.write_all_at(&block, off).unwrap();
+            off += 4 * stretch;
+        }
+        f.sync_all().unwrap();
+    }
+    drop(f);
+    let time = |args: &[&str]| {
+        let t = Instant::now();
+        let out = xva(&dir, args, Some(PASSWORD)).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        t.elapsed().as_secs_f64()
+    };
+    // Warm the page cache once so both runs read from memory alike.
+    time(&["-d", "bench.img", "-o", "warm.xva", "--force"]);
+    std::fs::remove_file(dir.join("warm.xva")).unwrap();
+    let mut file_runs = Vec::new();
+    let mut upload_runs = Vec::new();
+    let x = FakeXapi::start(Faults { sink: true, ..Faults::default() });
+    let server = http(&x);
+    for _ in 0..3 {
+        file_runs.push(time(&["-d", "bench.img", "-o", "bench.xva", "--force"]));
+        let xva_len = std::fs::metadata(dir.join("bench.xva")).unwrap().len();
+        std::fs::remove_file(dir.join("bench.xva")).unwrap();
+        upload_runs.push(time(&["-d", "bench.img", "--server", &server, "--allow-http"]));
+        x.with(|s| assert_eq!(s.sunk_bytes, xva_len, "the streamed body is as long as the file"));
+    }
+    let best = |v: &[f64]| v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let (f, u) = (best(&file_runs), best(&upload_runs));
+    println!(
+        "bench: {gib} GiB disk, 25 % data; file {f:.2} s (runs {file_runs:.2?}), upload {u:.2} s (runs {upload_runs:.2?}); ratio {:.3}",
+        u / f
+    );
 }
