@@ -19,19 +19,40 @@ use super::{progress, signals};
 
 pub const AFTER_HELP: &str = "\
 Examples:
+  xva convert /etc/xen/web01 -o web01.xva                       (xm/xl config, SXP, .vmx, .ovf, .ova)
+  xva convert web01.vmx --memory 4096 --hvm -o web01.xva        (command-line values override)
   xva convert --disk web01.img --name web01 --memory 2048 --vcpus 2 -o web01.xva
   xva convert -d /dev/vg0/web01-root -d /dev/vg0/web01-data -n web01 --pv -o web01.xva
   xva -d web01.img -n web01 -m 2048 -v 2 -f web01.xva          (xva.py's spelling)
 
-The first --disk is the boot disk (userdevice 0). Zero blocks are never written, and ranges a
+With a SOURCE, the VM settings and disks come from the guest definition (see `xva inspect`);
+any option given here overrides it, and --disk replaces its disks. Without one, the first
+--disk is the boot disk (userdevice 0). Zero blocks are never written, and ranges a
 disk image reports as holes are never read. The XVA is written to a hidden temporary file in
 the output directory and appears under its name only when complete.";
 
-/// Convert disks into an XVA file.
+/// Convert a guest (a config, .vmx, .ovf or .ova) or disks into an XVA file.
 #[derive(ClapArgs, Debug)]
 pub struct Args {
-    /// Disk image or block device (repeatable; the first is the boot disk).
-    #[arg(short = 'd', long = "disk", value_name = "PATH", required = true)]
+    /// Guest definition: an xm/xend or xl config, config.sxp, .vmx, .ovf or .ova (detected by
+    /// content; --source-type overrides).
+    #[arg(value_name = "SOURCE")]
+    pub source: Option<PathBuf>,
+
+    /// The guest definition, as xva.py's -c/--config spelled it.
+    #[arg(short = 'c', long = "config", value_name = "FILE", conflicts_with = "source")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub src: super::inspect::SourceArgs,
+
+    /// Convert a VMware VM that looks running (lock files, .vmem): its disks may be inconsistent.
+    #[arg(long)]
+    pub force_running: bool,
+
+    /// Disk image or block device (repeatable; the first is the boot disk). With a SOURCE,
+    /// replaces the disks it names.
+    #[arg(short = 'd', long = "disk", value_name = "PATH", required_unless_present_any = ["source", "config"])]
     pub disks: Vec<PathBuf>,
 
     /// Output XVA file.
@@ -54,16 +75,16 @@ pub struct Args {
     pub name: Option<String>,
 
     /// VM description.
-    #[arg(long, default_value = "")]
-    pub description: String,
+    #[arg(long)]
+    pub description: Option<String>,
 
-    /// Memory in MiB.
-    #[arg(short = 'm', long, default_value_t = 256, value_name = "MiB")]
-    pub memory: u64,
+    /// Memory in MiB (default without a SOURCE: 256).
+    #[arg(short = 'm', long, value_name = "MiB")]
+    pub memory: Option<u64>,
 
-    /// Number of virtual CPUs.
-    #[arg(short = 'v', long, default_value_t = 1, value_name = "N")]
-    pub vcpus: u32,
+    /// Number of virtual CPUs (default without a SOURCE: 1).
+    #[arg(short = 'v', long, value_name = "N")]
+    pub vcpus: Option<u32>,
 
     /// Hardware-virtualised guest (the default).
     #[arg(long, visible_alias = "is-hvm", conflicts_with = "pv")]
@@ -74,16 +95,16 @@ pub struct Args {
     #[arg(long, visible_alias = "is-pv")]
     pub pv: bool,
 
-    /// Extra kernel arguments for a PV guest (passed through pygrub).
-    #[arg(short = 'a', long = "args", value_name = "ARGS", default_value = "")]
-    pub pv_args: String,
+    /// Kernel arguments for a PV guest (passed through pygrub).
+    #[arg(short = 'a', long = "args", value_name = "ARGS")]
+    pub pv_args: Option<String>,
 
-    /// HVM firmware.
-    #[arg(long, value_enum, default_value_t = FirmwareArg::Bios)]
-    pub firmware: FirmwareArg,
+    /// HVM firmware (default: the source's, or bios).
+    #[arg(long, value_enum)]
+    pub firmware: Option<FirmwareArg>,
 
-    /// Enable UEFI Secure Boot (with --firmware uefi).
-    #[arg(long, requires = "firmware")]
+    /// Enable UEFI Secure Boot (UEFI guests only).
+    #[arg(long)]
     pub secure_boot: bool,
 
     /// Disable ACPI.
@@ -119,9 +140,10 @@ pub struct Args {
     #[arg(long, conflicts_with = "vifs")]
     pub no_vif: bool,
 
-    /// Network for the interfaces, by name on the target host.
-    #[arg(long, default_value = records::DEFAULT_NETWORK)]
-    pub network: String,
+    /// Network for the interfaces, by name on the target host (default: "Pool-wide network
+    /// associated with eth0", or the one matching the source's xenbrN bridge).
+    #[arg(long)]
+    pub network: Option<String>,
 
     /// Checksum members: sha1 works with every XenServer; xxhash needs xapi 1.170 or later
     /// (Citrix Hypervisor 8.1+, XCP-ng 8.1+) and is cheaper.
@@ -181,29 +203,10 @@ fn open_disks(paths: &[PathBuf], open: &OpenArgs) -> anyhow::Result<Vec<Box<dyn 
     }
 }
 
-/// The VM description from the command line.
-fn vm_spec(args: &Args, readers: &[Box<dyn BlockReader>]) -> anyhow::Result<VmSpec> {
-    let name = match &args.name {
-        Some(n) => n.clone(),
-        None => args.disks[0].file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "Unnamed".into()),
-    };
-    let memory = args
-        .memory
-        .checked_mul(1 << 20)
-        .filter(|&m| m > 0)
-        .ok_or_else(|| coded(Exit::Usage, format!("--memory {} MiB is not a usable memory size", args.memory)))?;
-    let boot = if args.pv {
-        Boot::pv_pygrub(args.pv_args.clone())
-    } else {
-        let firmware = match args.firmware {
-            FirmwareArg::Bios => Firmware::Bios,
-            FirmwareArg::Uefi => Firmware::Uefi,
-        };
-        if args.secure_boot && firmware != Firmware::Uefi {
-            return Err(coded(Exit::Usage, "--secure-boot needs --firmware uefi"));
-        }
-        Boot::Hvm { firmware, secure_boot: args.secure_boot, order: "cd".into() }
-    };
+/// The VM description for bare disks (no SOURCE): xva.py's defaults.
+fn bare_vm_spec(args: &Args, readers: &[Box<dyn BlockReader>]) -> VmSpec {
+    let name = args.disks[0].file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "Unnamed".into());
+    let boot = if args.pv { Boot::pv_pygrub("") } else { Boot::hvm_bios() };
     let userdevices = VmSpec::userdevices(readers.len(), args.cdrom);
     let disks = readers
         .iter()
@@ -217,44 +220,147 @@ fn vm_spec(args: &Args, readers: &[Box<dyn BlockReader>]) -> anyhow::Result<VmSp
             read_only: false,
         })
         .collect();
-    let vif_args: Vec<String> = if args.no_vif {
-        Vec::new()
-    } else if args.vifs.is_empty() {
-        vec!["auto".into()]
-    } else {
-        args.vifs.clone()
-    };
-    let vifs = vif_args
-        .iter()
-        .enumerate()
-        .map(|(i, v)| VifSpec {
-            device: i as u32,
-            mac: (v != "auto").then(|| v.clone()),
-            network: args.network.clone(),
-            bridge: records::DEFAULT_BRIDGE.into(),
-        })
-        .collect();
-    let vm = VmSpec {
+    let vifs = vec![VifSpec {
+        device: 0,
+        mac: None,
+        network: records::DEFAULT_NETWORK.into(),
+        bridge: records::DEFAULT_BRIDGE.into(),
+    }];
+    VmSpec {
         name,
-        description: args.description.clone(),
-        memory: Memory::fixed(memory),
-        vcpus_max: args.vcpus,
-        vcpus_at_startup: args.vcpus,
+        description: String::new(),
+        memory: Memory::fixed(256 << 20),
+        vcpus_max: 1,
+        vcpus_at_startup: 1,
         boot,
-        platform: Platform {
-            acpi: !args.no_acpi,
-            apic: !args.no_apic,
-            pae: !args.no_pae,
-            nx: args.nx,
-            viridian: args.viridian,
-            ..Platform::default()
-        },
+        platform: Platform::default(),
         disks,
         cdrom: args.cdrom,
         vifs,
-    };
-    vm.check().map_err(|e| coded(Exit::Usage, e.to_string()))?;
-    Ok(vm)
+    }
+}
+
+/// Loads the guest definition, applies the command-line changes that must happen before the
+/// disks are opened (boot mode, replacement disks, a CD drive), opens the disks and maps the
+/// guest to a VM record. The definition's notes go to standard error.
+fn guest_vm_spec(source: &Path, args: &Args) -> anyhow::Result<(Vec<Box<dyn BlockReader>>, VmSpec, Vec<String>)> {
+    use xva::guest;
+    let lo = super::inspect::load_options(&args.src, args.force_running, &args.open);
+    let mut g = guest::load(source, &lo).map_err(super::inspect::input_error)?;
+    if args.hvm {
+        g.force_hvm();
+    } else if args.pv && !g.boot.is_pv() {
+        g.boot = guest::Boot::PvBootloader {
+            bootloader: "pygrub".into(),
+            bootloader_args: String::new(),
+            args: String::new(),
+        };
+        g.note(guest::Severity::Warning, "boot mode changed from HVM to PV (pygrub) by --pv");
+    }
+    if !args.disks.is_empty() {
+        g.disks = args
+            .disks
+            .iter()
+            .enumerate()
+            .map(|(i, p)| guest::Disk {
+                source: guest::DiskSource::Path { path: p.clone() },
+                format: None,
+                bootable: i == 0,
+                read_only: false,
+                controller: guest::Controller::Xen,
+                device: format!("--disk {}", i + 1),
+                partition: None,
+                capacity: None,
+            })
+            .collect();
+    }
+    if args.cdrom && g.cdroms.is_empty() {
+        g.cdroms.push(guest::Cdrom { media: None, device: "--cdrom".into() });
+    }
+    let readers = g.open_disks(&args.open.options()?).map_err(super::inspect::input_error)?;
+    let sizes: Vec<u64> = readers.iter().map(|r| r.virtual_size()).collect();
+    let vm = g.to_vm_spec(&sizes).map_err(super::inspect::input_error)?;
+    for n in &g.notes {
+        eprintln!("xva: {}: {}", n.severity, sanitize(&n.message));
+    }
+    let labels = g.disks.iter().map(super::inspect::describe_source).collect();
+    Ok((readers, vm, labels))
+}
+
+/// Applies the command-line values that override the VM record.
+fn apply_overrides(vm: &mut VmSpec, args: &Args) -> anyhow::Result<()> {
+    if let Some(n) = &args.name {
+        vm.name = n.clone();
+    }
+    if let Some(d) = &args.description {
+        vm.description = d.clone();
+    }
+    if let Some(mib) = args.memory {
+        let bytes = mib
+            .checked_mul(1 << 20)
+            .filter(|&m| m > 0)
+            .ok_or_else(|| coded(Exit::Usage, format!("--memory {mib} MiB is not a usable memory size")))?;
+        vm.memory = Memory::fixed(bytes);
+    }
+    if let Some(n) = args.vcpus {
+        vm.vcpus_max = n;
+        vm.vcpus_at_startup = n;
+    }
+    match &mut vm.boot {
+        Boot::Hvm { firmware, secure_boot, .. } => {
+            if let Some(f) = args.firmware {
+                *firmware = match f {
+                    FirmwareArg::Bios => Firmware::Bios,
+                    FirmwareArg::Uefi => Firmware::Uefi,
+                };
+            }
+            if args.secure_boot {
+                *secure_boot = true;
+            }
+            if *secure_boot && *firmware != Firmware::Uefi {
+                return Err(coded(Exit::Usage, "--secure-boot needs UEFI firmware (--firmware uefi)"));
+            }
+        }
+        Boot::Pv { args: kernel_args, .. } => {
+            if args.firmware.is_some() || args.secure_boot {
+                return Err(coded(Exit::Usage, "--firmware and --secure-boot apply to HVM guests, this one is PV"));
+            }
+            if let Some(a) = &args.pv_args {
+                *kernel_args = a.clone();
+            }
+        }
+    }
+    let p = &mut vm.platform;
+    p.acpi &= !args.no_acpi;
+    p.apic &= !args.no_apic;
+    p.pae &= !args.no_pae;
+    p.nx |= args.nx;
+    if args.viridian {
+        p.viridian = true;
+    } else if args.no_viridian {
+        p.viridian = false;
+    }
+    if args.no_vif {
+        vm.vifs.clear();
+    } else if !args.vifs.is_empty() {
+        vm.vifs = args
+            .vifs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| VifSpec {
+                device: i as u32,
+                mac: (v != "auto").then(|| v.clone()),
+                network: records::DEFAULT_NETWORK.into(),
+                bridge: records::DEFAULT_BRIDGE.into(),
+            })
+            .collect();
+    }
+    if let Some(net) = &args.network {
+        for v in &mut vm.vifs {
+            v.network = net.clone();
+        }
+    }
+    vm.check().map_err(|e| coded(Exit::Usage, e.to_string()))
 }
 
 /// Everything a conversion needs before the first byte is written: the opened disks, the VM
@@ -268,6 +374,8 @@ pub struct Prepared {
     pub xml: String,
     /// VDI ids, one per disk.
     pub ids: Vec<String>,
+    /// Where each disk comes from, for messages.
+    pub labels: Vec<String>,
 }
 
 impl Prepared {
@@ -282,14 +390,22 @@ impl Prepared {
     }
 }
 
-/// Opens and checks everything the command line names (all disk errors reported at once).
+/// Opens and checks everything the command line names (all disk errors reported at once):
+/// the guest definition or the bare disks, then the command-line overrides.
 pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
     args.open.options()?; // a bad --format is a usage error, not one per disk
-    let readers = open_disks(&args.disks, &args.open)?;
-    let vm = vm_spec(args, &readers)?;
+    let (readers, mut vm, labels) = match args.source.as_ref().or(args.config.as_ref()) {
+        Some(source) => guest_vm_spec(source, args)?,
+        None => {
+            let readers = open_disks(&args.disks, &args.open)?;
+            let vm = bare_vm_spec(args, &readers);
+            (readers, vm, args.disks.iter().map(|p| p.display().to_string()).collect())
+        }
+    };
+    apply_overrides(&mut vm, args)?;
     let xml = records::ova_xml(&vm).map_err(|e| coded(Exit::Usage, e.to_string()))?;
     let ids = (0..readers.len()).map(records::vdi_id).collect();
-    Ok(Prepared { readers, vm, xml, ids })
+    Ok(Prepared { readers, vm, xml, ids, labels })
 }
 
 /// Writer options from the command line.
@@ -306,6 +422,9 @@ pub fn write_options(args: &Args) -> WriteOptions<'static> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
+    // From here on SIGINT/SIGTERM only set a flag: no signal can kill us between creating the
+    // temporary file and removing it.
+    signals::install();
     // Everything that can be checked is checked before the first byte is written.
     let prepared = prepare(&args)?;
     if args.upload.server.is_some() {
@@ -316,7 +435,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let data_bytes = estimate_data_bytes(&prepared.readers)?;
     warn_if_short_of_space(&output, data_bytes);
 
-    signals::install();
     let Prepared { vm, xml, .. } = &prepared;
     let sources = prepared.sources();
     let total = prepared.total_size();
@@ -335,7 +453,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Err(WriteError::Write(e)) => return Err(output_io_error(e, &output)),
         Err(WriteError::Read { disk, source }) => {
             return Err(anyhow::Error::new(source)
-                .context(format!("reading disk {}", args.disks[disk].display()))
+                .context(format!("reading disk {}", prepared.labels[disk]))
                 .context(coded(Exit::Input, format!("{} was not written", output.display()))));
         }
         Err(e @ WriteError::Invalid(_)) => return Err(coded(Exit::Usage, e.to_string())),
@@ -349,10 +467,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         let disks: Vec<_> = summary
             .disks
             .iter()
-            .zip(&args.disks)
-            .map(|(d, path)| {
+            .zip(&prepared.labels)
+            .map(|(d, label)| {
                 json!({
-                    "source": path.display().to_string(),
+                    "source": label,
                     "vdi": d.id,
                     "virtual_size": d.virtual_size,
                     "bytes_read": d.bytes_read,
@@ -450,7 +568,12 @@ fn verify_written(path: &Path, summary: &writer::WriteSummary) -> anyhow::Result
     if report.disks.len() != summary.disks.len() {
         return Err(coded(
             Exit::Verify,
-            format!("--verify: {} holds {} disks, {} were written", path.display(), report.disks.len(), summary.disks.len()),
+            format!(
+                "--verify: {} holds {} disks, {} were written",
+                path.display(),
+                report.disks.len(),
+                summary.disks.len()
+            ),
         ));
     }
     for (written, read) in summary.disks.iter().zip(&report.disks) {

@@ -67,7 +67,9 @@ pub fn classify(err: &anyhow::Error) -> Exit {
         if let Some(c) = cause.downcast_ref::<Coded>() {
             return c.exit;
         }
-        if cause.downcast_ref::<xva::backends::Error>().is_some() {
+        if cause.downcast_ref::<xva::backends::Error>().is_some()
+            || cause.downcast_ref::<xva::guest::GuestError>().is_some()
+        {
             return Exit::Input;
         }
     }

@@ -24,6 +24,18 @@ pub struct Args {
     /// Output style.
     #[arg(long, value_enum, default_value_t = Style::Human)]
     pub output: Style,
+    #[command(flatten)]
+    pub src: SourceArgs,
+    /// Inspect a VMware VM that looks running (lock files, .vmem).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub open: OpenArgs,
+}
+
+/// How to read a guest definition (shared by `inspect` and `convert SOURCE`).
+#[derive(ClapArgs, Debug, Clone, Default)]
+pub struct SourceArgs {
     /// What SOURCE is, instead of detecting it by content: xm, xl, sxp, vmx, ovf, ova.
     #[arg(long, value_name = "TYPE", value_parser = parse_kind)]
     pub source_type: Option<SourceKind>,
@@ -35,14 +47,9 @@ pub struct Args {
     /// copied away from the source host.
     #[arg(long = "path-map", value_name = "OLD=NEW", value_parser = parse_pair)]
     pub path_map: Vec<(String, String)>,
-    /// Inspect a VMware VM that looks running (lock files, .vmem).
-    #[arg(long)]
-    pub force: bool,
     /// Skip the OVA manifest check (it reads the whole OVA once).
     #[arg(long)]
     pub no_manifest_check: bool,
-    #[command(flatten)]
-    pub open: OpenArgs,
 }
 
 fn parse_kind(s: &str) -> Result<SourceKind, String> {
@@ -53,15 +60,15 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
     guest::load::split_pair(s).ok_or_else(|| format!("expected KEY=VALUE, found {s:?}"))
 }
 
-/// The load options for these arguments (shared with `convert SOURCE` if the lead wants).
-pub fn load_options(args: &Args) -> LoadOptions {
+/// The load options for a guest definition; `force` accepts a VM that looks running.
+pub fn load_options(src: &SourceArgs, force: bool, open: &OpenArgs) -> LoadOptions {
     LoadOptions {
-        source_type: args.source_type,
-        set: args.set.clone(),
-        path_map: args.path_map.iter().map(|(a, b)| (PathBuf::from(a), PathBuf::from(b))).collect(),
-        force: args.force,
-        skip_manifest: args.no_manifest_check,
-        allow_any_path: args.open.allow_any_path,
+        source_type: src.source_type,
+        set: src.set.clone(),
+        path_map: src.path_map.iter().map(|(a, b)| (PathBuf::from(a), PathBuf::from(b))).collect(),
+        force,
+        skip_manifest: src.no_manifest_check,
+        allow_any_path: open.allow_any_path,
         allow_missing: false,
     }
 }
@@ -77,7 +84,8 @@ pub fn open_disk(d: &guest::Disk, open: &OpenArgs) -> anyhow::Result<Box<dyn Blo
     guest::open_disk(d, &opts).with_context(|| format!("cannot open disk {}", describe_source(d)))
 }
 
-fn describe_source(d: &guest::Disk) -> String {
+/// Where disk `d` of a guest is, for messages.
+pub fn describe_source(d: &guest::Disk) -> String {
     match &d.source {
         DiskSource::Path { path } => path.display().to_string(),
         DiskSource::OvaMember(m) => format!("{}:{} (bytes {}..+{})", m.ova.display(), m.name, m.offset, m.len),
@@ -168,7 +176,7 @@ fn boot_text(b: &Boot) -> String {
 
 /// Runs `xva inspect`.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let g = guest::load(&args.source, &load_options(&args)).map_err(input_error)?;
+    let g = guest::load(&args.source, &load_options(&args.src, args.force, &args.open)).map_err(input_error)?;
     let infos: Vec<DiskInfo> = g.disks.iter().map(|d| disk_info(d, &args.open)).collect();
     let sizes: Option<Vec<u64>> = infos.iter().map(|i| i.virtual_size).collect();
     let spec = sizes.as_ref().map(|s| g.to_vm_spec(s));

@@ -36,7 +36,7 @@ pub struct Cli {
 pub enum Command {
     /// Convert disks (and their VM settings) into an XVA file.
     #[command(after_help = convert::AFTER_HELP)]
-    Convert(convert::Args),
+    Convert(Box<convert::Args>),
     /// Show a disk image's format, size, allocation and chain.
     Info(info::Args),
     /// Show what a guest definition (xm, xl, SXP, VMX, OVF, OVA) would convert to.
@@ -61,7 +61,7 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse_from(args);
     let result = match cli.command {
-        Command::Convert(a) => convert::run(a),
+        Command::Convert(a) => convert::run(*a),
         Command::Info(a) => info::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Map(a) => map::run(a),
@@ -81,8 +81,5 @@ pub fn main() -> ExitCode {
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }

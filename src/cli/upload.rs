@@ -156,10 +156,11 @@ pub fn run(args: &Args, prepared: Prepared) -> anyhow::Result<Exit> {
 
     let mut vm = prepared.vm.clone();
     if !vm.vifs.is_empty() {
-        let net = if args.network == DEFAULT_NETWORK {
-            session.management_network().map_err(|e| host_error(e, "finding the management network"))?
-        } else {
-            Some(session.find_network(&args.network).map_err(|e| host_error(e, "finding the network"))?)
+        let net = match args.network.as_deref() {
+            None | Some(DEFAULT_NETWORK) => {
+                session.management_network().map_err(|e| host_error(e, "finding the management network"))?
+            }
+            Some(name) => Some(session.find_network(name).map_err(|e| host_error(e, "finding the network"))?),
         };
         if let Some(net) = net {
             for v in &mut vm.vifs {
@@ -356,7 +357,7 @@ fn attempt_import(args: &Args, prepared: &Prepared, session: &Session, sr: &Sr, 
             drop(upload);
             let left = cleanup(session, &task, true);
             let e = anyhow::Error::new(source)
-                .context(format!("reading disk {}", args.disks[disk].display()))
+                .context(format!("reading disk {}", prepared.labels[disk]))
                 .context(coded(Exit::Input, "the upload was abandoned"));
             return failed(with_left(e, &left), false);
         }

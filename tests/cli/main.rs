@@ -4,6 +4,8 @@ mod util;
 
 // xva convert: options, output safety, errors, zero-chunk handling
 mod convert;
+// xva convert SOURCE: guest definitions to XVA, overrides
+mod convert_source;
 // xva info / xva map against qemu-img (the oracle), raw images
 mod qemu_oracle;
 // VMDK: xva map/info/convert against qemu-img on chains, flat, split and stream disks
