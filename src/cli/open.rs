@@ -19,6 +19,10 @@ pub struct OpenArgs {
     /// Allow backing files, extents and parents anywhere (trust the images completely).
     #[arg(long)]
     pub allow_any_path: bool,
+    /// Open VMDK snapshot chains whose parentCID does not match the parent's CID (the parent
+    /// was changed after the snapshot was taken: the result may be inconsistent).
+    #[arg(long)]
+    pub ignore_cid: bool,
 }
 
 impl OpenArgs {
@@ -33,8 +37,12 @@ impl OpenArgs {
                 )
             })?),
         };
-        let policy =
-            OpenPolicy { allow_any: self.allow_any_path, allowed_dirs: self.allow_path.clone(), ..Default::default() };
+        let policy = OpenPolicy {
+            allow_any: self.allow_any_path,
+            allowed_dirs: self.allow_path.clone(),
+            ignore_cid: self.ignore_cid,
+            ..Default::default()
+        };
         Ok(OpenOptions { format, policy })
     }
 
