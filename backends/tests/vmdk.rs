@@ -242,6 +242,8 @@ mod qemu {
         args.push(p(&out));
         qemu_img(&args);
         assert_like_qemu(&out);
+        let src = xva_backends::FileSource::open(&out).unwrap();
+        assert_eq!(xva_backends::probe::detect(&src).unwrap().0.name, "vmdk", "{sub} probes as vmdk");
         // And the bytes are the original raw bytes, too.
         let r = open_default(&out);
         let want = fs::read(&raw).unwrap();
