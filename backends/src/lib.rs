@@ -24,6 +24,7 @@ pub mod policy;
 pub mod probe;
 pub mod raw;
 pub mod reader;
+pub mod recognised;
 pub mod source;
 pub mod vmdk;
 

@@ -72,7 +72,13 @@ impl fmt::Debug for Format {
 
 /// Every format, in probe order. Ties between equal confidences go to the earlier entry; raw
 /// is last because it accepts anything.
-pub static FORMATS: &[&Format] = &[&crate::vmdk::FORMAT, &crate::raw::FORMAT];
+pub static FORMATS: &[&Format] = &[
+    &crate::recognised::QCOW2,
+    &crate::vmdk::FORMAT,
+    &crate::recognised::VHDX,
+    &crate::recognised::VHD,
+    &crate::raw::FORMAT,
+];
 
 /// The format called `name` (case-insensitive).
 pub fn by_name(name: &str) -> Option<&'static Format> {

@@ -75,3 +75,27 @@ fn info_reports_format_size_and_allocation() {
     let human = t.xva_ok(["info", "d.raw"]);
     assert!(human.contains("format:         raw"), "{human}");
 }
+
+#[test]
+fn recognised_but_unreadable_formats_are_refused_not_read_as_raw() {
+    let t = TestDir::new();
+    let qemu = qemu_img();
+    sparse_file(&t.join("base.raw"), 1 << 20, &[(0, 512)]);
+    run_ok(
+        qemu,
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            t.join("base.raw").to_str().unwrap(),
+            t.join("d.qcow2").to_str().unwrap(),
+        ],
+    );
+    let out = t.xva(["convert", "-d", "d.qcow2", "-o", "d.xva"]);
+    assert_eq!(out.status.code(), Some(3));
+    let e = crate::util::stderr(&out);
+    assert!(e.contains("qcow") && e.contains("cannot read yet") && e.contains("d.qcow2"), "{e}");
+    assert!(!t.join("d.xva").exists());
+}
