@@ -240,10 +240,17 @@ fn bare_vm_spec(args: &Args, readers: &[Box<dyn BlockReader>]) -> VmSpec {
     }
 }
 
+/// Disks opened and the VM record made, before the command-line overrides.
+struct Opened {
+    readers: Vec<Box<dyn BlockReader>>,
+    vm: VmSpec,
+    labels: Vec<String>,
+}
+
 /// Loads the guest definition, applies the command-line changes that must happen before the
 /// disks are opened (boot mode, replacement disks, a CD drive), opens the disks and maps the
 /// guest to a VM record. The definition's notes go to standard error.
-fn guest_vm_spec(source: &Path, args: &Args) -> anyhow::Result<(Vec<Box<dyn BlockReader>>, VmSpec, Vec<String>)> {
+fn guest_vm_spec(source: &Path, args: &Args) -> anyhow::Result<Opened> {
     use xva::guest;
     let lo = super::inspect::load_options(&args.src, args.force_running, &args.open);
     let mut g = guest::load(source, &lo).map_err(super::inspect::input_error)?;
@@ -284,7 +291,7 @@ fn guest_vm_spec(source: &Path, args: &Args) -> anyhow::Result<(Vec<Box<dyn Bloc
         eprintln!("xva: {}: {}", n.severity, sanitize(&n.message));
     }
     let labels = g.disks.iter().map(super::inspect::describe_source).collect();
-    Ok((readers, vm, labels))
+    Ok(Opened { readers, vm, labels })
 }
 
 /// Applies the command-line values that override the VM record.
@@ -394,12 +401,12 @@ impl Prepared {
 /// the guest definition or the bare disks, then the command-line overrides.
 pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
     args.open.options()?; // a bad --format is a usage error, not one per disk
-    let (readers, mut vm, labels) = match args.source.as_ref().or(args.config.as_ref()) {
+    let Opened { readers, mut vm, labels } = match args.source.as_ref().or(args.config.as_ref()) {
         Some(source) => guest_vm_spec(source, args)?,
         None => {
             let readers = open_disks(&args.disks, &args.open)?;
             let vm = bare_vm_spec(args, &readers);
-            (readers, vm, args.disks.iter().map(|p| p.display().to_string()).collect())
+            Opened { readers, vm, labels: args.disks.iter().map(|p| p.display().to_string()).collect() }
         }
     };
     apply_overrides(&mut vm, args)?;
