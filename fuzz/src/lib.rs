@@ -26,7 +26,7 @@ macro_rules! fuzz_target {
 /// resolver, as `xva` would. Errors are fine; panics and hangs are bugs.
 pub fn open_and_read_all(data: &[u8]) {
     use std::sync::Arc;
-    use xva_backends::{probe, BlockReader, ByteSource, MemSource, OpenCtx, OpenPolicy};
+    use xva_backends::{probe, ByteSource, MemSource, OpenCtx, OpenPolicy};
     let src: Arc<dyn ByteSource> = Arc::new(MemSource::new(data.to_vec(), "fuzz.img"));
     let policy = OpenPolicy::default();
     let ctx = OpenCtx::new(&policy);
