@@ -14,4 +14,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export XVA_BENCH_GIB="${XVA_BENCH_GIB:-4}"
 cargo test --release --test cli upload::bench_upload_vs_file -- --ignored --nocapture --test-threads=1 2>&1 \
-    | grep -E '^bench:|test result|panicked|FAILED'
+    | grep -E 'bench:|test result|panicked|FAILED'

@@ -410,6 +410,14 @@ fn bench_upload_vs_file() {
         upload_runs.push(time(&["-d", "bench.img", "--server", &server, "--allow-http"]));
         x.with(|s| assert_eq!(s.sunk_bytes, xva_len, "the streamed body is as long as the file"));
     }
+    // Largest resident set of any xva run so far (bounded memory: no queue grows with the disk).
+    // SAFETY: getrusage fills the zeroed struct we own.
+    let max_rss_kib = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru.ru_maxrss
+    };
+    println!("bench: largest xva resident set {} MiB", max_rss_kib / 1024);
     let best = |v: &[f64]| v.iter().cloned().fold(f64::INFINITY, f64::min);
     let (f, u) = (best(&file_runs), best(&upload_runs));
     println!(
