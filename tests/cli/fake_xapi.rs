@@ -58,6 +58,8 @@ pub struct Faults {
     pub echo_password: bool,
     /// Benchmark mode: read the body into a sink (no validation, nothing kept) and succeed.
     pub sink: bool,
+    /// In sink mode, keep the body (in `State::body`).
+    pub keep_body: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -97,6 +99,8 @@ pub struct State {
     pub last_import_violations: Vec<String>,
     /// Body bytes read in sink mode.
     pub sunk_bytes: u64,
+    /// The body, in sink mode with `keep_body`.
+    pub body: Vec<u8>,
     counter: u64,
 }
 
@@ -515,7 +519,12 @@ fn import<S: Read + Write>(s: &mut S, raw: &TcpStream, port: u16, req: &Request,
         loop {
             match s.read(&mut buf) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => total += n as u64,
+                Ok(n) => {
+                    total += n as u64;
+                    if faults.keep_body {
+                        st.lock().unwrap().body.extend_from_slice(&buf[..n]);
+                    }
+                }
             }
         }
         st.lock().unwrap().sunk_bytes = total;
