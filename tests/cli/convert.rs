@@ -367,7 +367,8 @@ fn block_device_is_sized_with_the_ioctl_and_read_whole() {
     let t = TestDir::new();
     let img = t.join("lv.img");
     sparse_file(&img, (5 << 20) + 4096, &[(0, 512), (3 << 20, 4096)]);
-    let out = Command::new("losetup").args(["-f", "--show", "-r", img.to_str().unwrap()]).output().expect("run losetup");
+    let out =
+        Command::new("losetup").args(["-f", "--show", "-r", img.to_str().unwrap()]).output().expect("run losetup");
     assert!(out.status.success(), "this test needs root and loop devices (losetup): {}", stderr(&out));
     let dev = Loop(String::from_utf8(out.stdout).unwrap().trim().to_string());
     let info: serde_json::Value = serde_json::from_str(&t.xva_ok(["info", "--output", "json", &dev.0])).unwrap();
