@@ -21,6 +21,15 @@ const VHDX_MAGIC: &[u8; 8] = b"vhdxfile";
 /// or in the last 512 bytes (every VHD; the only copy in a fixed disk).
 const VHD_COOKIE: &[u8; 8] = b"conectix";
 
+/// CERTAIN when the file starts with `magic`.
+fn magic_at_start(input: &ProbeInput<'_>, magic: &[u8]) -> Confidence {
+    if input.head.starts_with(magic) {
+        Confidence::CERTAIN
+    } else {
+        Confidence::NO
+    }
+}
+
 fn refuse(src: Arc<dyn ByteSource>, what: &str) -> Result<Box<dyn BlockReader>> {
     Err(Error::unsupported(format!(
         "this is a {what} image, which xva cannot read yet; convert it to raw first \
@@ -33,13 +42,7 @@ fn refuse(src: Arc<dyn ByteSource>, what: &str) -> Result<Box<dyn BlockReader>> 
 pub static QCOW2: Format = Format {
     name: "qcow2",
     description: "QEMU copy-on-write image (recognised, not readable yet)",
-    probe: |input: &ProbeInput<'_>| {
-        if input.head.starts_with(QCOW_MAGIC) {
-            Confidence::CERTAIN
-        } else {
-            Confidence::NO
-        }
-    },
+    probe: |input: &ProbeInput<'_>| magic_at_start(input, QCOW_MAGIC),
     open: |src, _ctx: &OpenCtx<'_>| refuse(src, "qcow/qcow2"),
 };
 
@@ -47,13 +50,7 @@ pub static QCOW2: Format = Format {
 pub static VHDX: Format = Format {
     name: "vhdx",
     description: "Hyper-V VHDX image (recognised, not readable yet)",
-    probe: |input: &ProbeInput<'_>| {
-        if input.head.starts_with(VHDX_MAGIC) {
-            Confidence::CERTAIN
-        } else {
-            Confidence::NO
-        }
-    },
+    probe: |input: &ProbeInput<'_>| magic_at_start(input, VHDX_MAGIC),
     open: |src, _ctx: &OpenCtx<'_>| refuse(src, "VHDX"),
 };
 
