@@ -17,6 +17,9 @@ pub enum Exit {
     Output = 4,
     /// A check failed: `xva verify` found a violation, or `--verify` found a digest mismatch.
     Verify = 5,
+    /// The host refused or failed the import (`--server`): login refused, certificate not
+    /// trusted, SR missing, the import task failed, the connection broke, the kernel copy failed.
+    Host = 6,
     /// Interrupted by SIGINT or SIGTERM; partial output removed.
     Interrupted = 130,
 }
@@ -37,6 +40,8 @@ Exit codes:
   4    the output could not be written (exists, directory missing, disk full); nothing is left
        under the output name
   5    a check failed (xva verify found a violation, --verify found a digest mismatch)
+  6    the host refused or failed the import (--server: login refused, certificate not
+       trusted, SR missing, import task failed, connection broke); what it left is removed
   130  interrupted (SIGINT/SIGTERM); partial output removed";
 
 /// An error that carries its exit code; other errors are classified by their cause.

@@ -10,7 +10,7 @@
 //! (`xva-format-and-xapi-import.md` §8.1). xva.py believed that 200; this does not.
 
 use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -18,8 +18,10 @@ use anyhow::Context;
 use clap::Args as ClapArgs;
 use serde_json::json;
 
+use xva::guest::load::map_path;
 use xva::xapi::http::{is_cancelled, Endpoint, Scheme, Transport};
 use xva::xapi::import::{self, Request};
+use xva::xapi::kernel::{self, is_safe_remote_path, Remote};
 use xva::xapi::lookup::Sr;
 use xva::xapi::session::{Client, Secret, Session};
 use xva::xapi::task::{result_refs, Status};
@@ -93,6 +95,21 @@ pub struct UploadArgs {
     /// xva.py's flag: plain HTTP on port 80 (implies --allow-http).
     #[arg(long)]
     pub no_ssl: bool,
+
+    /// Direct-kernel PV guests (kernel= in a Xen config): copy the kernel and ramdisk (read here,
+    /// after --path-map) to the host with ssh/scp, using your keys or agent (never the
+    /// password), and point PV_kernel/PV_ramdisk at them. Without it the commands are printed.
+    #[arg(long, requires = "server", conflicts_with = "output")]
+    pub upload_kernel: bool,
+
+    /// The host's guest-kernel directory; each VM gets a new subdirectory (default, from the
+    /// host's xapi version: /var/lib/xcp/guest from 23.9 on, /boot/guest before).
+    #[arg(long, value_name = "DIR", requires = "server", conflicts_with = "output")]
+    pub kernel_dir: Option<String>,
+
+    /// User for ssh/scp with --upload-kernel (default: --user).
+    #[arg(long, value_name = "USER", requires = "server", conflicts_with = "output")]
+    pub ssh_user: Option<String>,
 }
 
 /// What one import attempt ended with.
@@ -130,6 +147,7 @@ pub fn run(args: &Args, prepared: Prepared) -> anyhow::Result<Exit> {
         eprintln!("xva: warning: using plain HTTP to {endpoint}; the password and the disks are not encrypted");
     }
     let trust = trust(up)?;
+    let kernel = kernel_files(args, &prepared.vm)?;
     let password = password(up)?;
     let (tls, seen) = tls::client_config(trust).context("setting up TLS")?;
     let transport = Transport {
@@ -150,7 +168,7 @@ pub fn run(args: &Args, prepared: Prepared) -> anyhow::Result<Exit> {
     let sr = match &up.sr {
         Some(s) => session.find_sr(s).map_err(|e| host_error(e, "finding the SR"))?,
         None => session.default_sr().map_err(|e| host_error(e, "finding the pool's default SR"))?.ok_or_else(|| {
-            coded(Exit::Output, "the pool has no default SR; name one with --sr NAME|UUID (`xe sr-list` shows them)")
+            coded(Exit::Host, "the pool has no default SR; name one with --sr NAME|UUID (`xe sr-list` shows them)")
         })?,
     };
 
@@ -173,19 +191,48 @@ pub fn run(args: &Args, prepared: Prepared) -> anyhow::Result<Exit> {
         eprintln!("xva: note: --restore-macs without --vif MAC: the interfaces get generated MACs anyway");
     }
 
-    let attempts = up.retry.saturating_add(1);
+    // Before the first byte is streamed: the record must name where the kernel will be.
+    let placed = match &kernel {
+        Some(files) => Some(place_kernel(up, &session, files, &mut vm)?),
+        None => None,
+    };
+    match import_all(args, &prepared, &session, &sr, &vm) {
+        Ok(Some(Attempt::Imported { vm: vm_ref, uuid, tar_bytes, elapsed })) => {
+            finish(args, &session, &vm, &sr, &vm_ref, &uuid, tar_bytes, elapsed, placed.as_ref())
+        }
+        other => {
+            // No VM: the copied kernel serves nothing.
+            if let Some(p) = placed.as_ref().filter(|p| p.uploaded) {
+                remove_kernel(p);
+            }
+            match other {
+                Err(e) => Err(e),
+                _ => Ok(Exit::Interrupted),
+            }
+        }
+    }
+}
+
+/// The import, retried as `--retry` says: `Some(Imported)`, `None` when interrupted, or the
+/// last attempt's error.
+fn import_all(
+    args: &Args,
+    prepared: &Prepared,
+    session: &Session,
+    sr: &Sr,
+    vm: &records::VmSpec,
+) -> anyhow::Result<Option<Attempt>> {
+    let attempts = args.upload.retry.saturating_add(1);
     let mut last = None;
     for attempt in 1..=attempts {
         if attempt > 1 {
             eprintln!("xva: retrying the upload from the beginning (attempt {attempt} of {attempts})");
         }
         // Fresh UUIDs per attempt: a half-imported earlier attempt cannot collide with this one.
-        let xml = records::ova_xml(&vm).map_err(|e| coded(Exit::Usage, e.to_string()))?;
-        match attempt_import(args, &prepared, &session, &sr, &xml) {
-            Attempt::Imported { vm: vm_ref, uuid, tar_bytes, elapsed } => {
-                return finish(args, &session, &vm.name, &sr, &vm_ref, &uuid, tar_bytes, elapsed);
-            }
-            Attempt::Interrupted => return Ok(Exit::Interrupted),
+        let xml = records::ova_xml(vm).map_err(|e| coded(Exit::Usage, e.to_string()))?;
+        match attempt_import(args, prepared, session, sr, &xml) {
+            done @ Attempt::Imported { .. } => return Ok(Some(done)),
+            Attempt::Interrupted => return Ok(None),
             Attempt::Failed { error, retry } => {
                 if !retry || attempt == attempts {
                     return Err(error);
@@ -196,6 +243,231 @@ pub fn run(args: &Args, prepared: Prepared) -> anyhow::Result<Exit> {
         }
     }
     Err(last.unwrap_or_else(|| coded(Exit::Failure, "no import attempt was made")))
+}
+
+/// One file of a direct-kernel guest.
+struct KernelFile {
+    /// `kernel` or `ramdisk` (the config's setting).
+    what: &'static str,
+    /// The dom0 path the config names.
+    written: String,
+    /// Where it is read here (after `--path-map`), absolute.
+    local: PathBuf,
+    /// Whether `local` exists.
+    present: bool,
+    /// File name on the host.
+    name: &'static str,
+}
+
+/// Where a direct-kernel guest's files went (or must go) on the host.
+struct Placed {
+    remote: Remote,
+    dir: String,
+    files: Vec<PlacedFile>,
+    uploaded: bool,
+}
+
+struct PlacedFile {
+    remote: String,
+}
+
+/// The kernel and ramdisk of a direct-kernel PV guest, resolved as the guest loader resolves
+/// disks: the longest `--path-map` prefix, else the path itself when absolute, else relative to
+/// the config's directory. `None` for every other guest. With `--upload-kernel` the files must
+/// be readable; `--kernel-dir` is checked here too (before any connection).
+fn kernel_files(args: &Args, vm: &records::VmSpec) -> anyhow::Result<Option<Vec<KernelFile>>> {
+    let up = &args.upload;
+    if let Some(d) = &up.kernel_dir {
+        if !is_safe_remote_path(d.trim_end_matches('/')) {
+            return Err(coded(
+                Exit::Usage,
+                format!(
+                    "--kernel-dir {d:?}: give an absolute directory made of letters, digits and . _ + - \
+                     (for example {} or {})",
+                    kernel::CURRENT_DIR,
+                    kernel::OLD_DIR
+                ),
+            ));
+        }
+    }
+    let records::Boot::Pv { bootloader, kernel, ramdisk, .. } = &vm.boot else {
+        if up.upload_kernel {
+            eprintln!("xva: note: --upload-kernel: this VM does not boot a kernel from the host; nothing to copy");
+        }
+        return Ok(None);
+    };
+    if !bootloader.is_empty() || kernel.is_empty() {
+        if up.upload_kernel {
+            eprintln!("xva: note: --upload-kernel: this VM boots through {bootloader}; nothing to copy");
+        }
+        return Ok(None);
+    }
+    let maps: Vec<(PathBuf, PathBuf)> =
+        args.src.path_map.iter().map(|(a, b)| (PathBuf::from(a), PathBuf::from(b))).collect();
+    let config_dir = args.source.as_ref().or(args.config.as_ref()).and_then(|p| p.parent()).map(PathBuf::from);
+    let mut files = Vec::new();
+    for (what, written, name) in [("kernel", kernel, kernel::KERNEL_NAME), ("ramdisk", ramdisk, kernel::RAMDISK_NAME)] {
+        if written.is_empty() {
+            continue;
+        }
+        let (mapped, was_mapped) = map_path(Path::new(written), &maps);
+        let resolved = if was_mapped || mapped.is_absolute() {
+            mapped
+        } else {
+            config_dir.clone().unwrap_or_default().join(mapped)
+        };
+        let local = std::path::absolute(&resolved).unwrap_or(resolved);
+        let readable = std::fs::File::open(&local).and_then(|f| f.metadata()).map(|m| m.is_file());
+        if up.upload_kernel && !matches!(readable, Ok(true)) {
+            let why = match readable {
+                Ok(_) => "not a regular file".to_string(),
+                Err(e) => e.to_string(),
+            };
+            let hint = match Path::new(written).parent() {
+                Some(d) if !was_mapped => {
+                    format!("; copy it from the source dom0 and name where with --path-map {}=DIR", d.display())
+                }
+                _ => String::new(),
+            };
+            return Err(coded(
+                Exit::Input,
+                format!("cannot read the {what} {} ({what} = {written:?} in the config): {why}{hint}", local.display()),
+            ));
+        }
+        files.push(KernelFile { what, written: written.clone(), present: matches!(readable, Ok(true)), local, name });
+    }
+    Ok(Some(files))
+}
+
+/// Decides the host directory, points `PV_kernel`/`PV_ramdisk` at it, and copies the files
+/// (`--upload-kernel`) or prints the commands that do.
+fn place_kernel(
+    up: &UploadArgs,
+    session: &Session,
+    files: &[KernelFile],
+    vm: &mut records::VmSpec,
+) -> anyhow::Result<Placed> {
+    let version = match session.xapi_version() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("xva: warning: cannot read the host's xapi version: {}", sanitize(&full_message(&e)));
+            None
+        }
+    };
+    let base = match (&up.kernel_dir, version) {
+        (Some(d), _) => d.trim_end_matches('/').to_string(),
+        (None, Some(v)) => v.kernel_dir().to_string(),
+        (None, None) => {
+            eprintln!(
+                "xva: warning: the host's xapi version is unknown; using {} (xapi 23.9 and later); \
+                 pass --kernel-dir {} for Citrix Hypervisor 8.2, XCP-ng 8.2 and older",
+                kernel::CURRENT_DIR,
+                kernel::OLD_DIR
+            );
+            kernel::CURRENT_DIR.to_string()
+        }
+    };
+    if let Some(v) = version.filter(|v| base != v.kernel_dir()) {
+        eprintln!("xva: warning: --kernel-dir {base}: xapi {v} boots direct kernels only from {}/", v.kernel_dir());
+    }
+    let dir = format!("{base}/{}", uuid::Uuid::new_v4());
+    let placed_files: Vec<PlacedFile> =
+        files.iter().map(|f| PlacedFile { remote: format!("{dir}/{}", f.name) }).collect();
+    if let records::Boot::Pv { kernel: k, ramdisk: r, .. } = &mut vm.boot {
+        for (f, p) in files.iter().zip(&placed_files) {
+            match f.what {
+                "kernel" => *k = p.remote.clone(),
+                _ => *r = p.remote.clone(),
+            }
+        }
+    }
+    let remote = Remote {
+        user: up.ssh_user.clone().unwrap_or_else(|| up.user.clone()),
+        host: session.endpoint().host.clone(),
+        scrub_env: vec![PASSWORD_ENV.to_string()],
+    };
+    let mkdir = remote.ssh(&["mkdir", "-p", &dir]);
+    let copies: Vec<kernel::Cmd> =
+        files.iter().zip(&placed_files).map(|(f, p)| remote.scp(&f.local, &p.remote)).collect();
+    let mut placed = Placed { remote, dir, files: placed_files, uploaded: false };
+    let pv_note = match version {
+        Some(v) if !v.runs_pv() => {
+            format!("this host (xapi {v}: XenServer 8 / XCP-ng 8.3) cannot start PV guests at all")
+        }
+        _ => "current XenServer 8 and XCP-ng 8.3 cannot start PV guests at all".to_string(),
+    };
+    let pv_note = format!(
+        "xva: warning: {pv_note}; if the guest disk has its own kernel and bootloader, convert with --hvm instead"
+    );
+    if !up.upload_kernel {
+        let mut text = format!(
+            "xva: this VM boots a kernel stored on the host (direct kernel boot); its PV_kernel{} \
+             point{} into {}/. Copy the files there before starting the VM (or rerun with \
+             --upload-kernel):\n    {}",
+            if files.len() > 1 { " and PV_ramdisk" } else { "" },
+            if files.len() > 1 { "" } else { "s" },
+            placed.dir,
+            mkdir.shown
+        );
+        for (f, c) in files.iter().zip(&copies) {
+            text.push_str(&format!("\n    {}", c.shown));
+            if !f.present {
+                text.push_str(&format!(
+                    "    # not found here: the {what} {:?} of the source dom0 (--path-map OLD=NEW)",
+                    f.written,
+                    what = f.what
+                ));
+            }
+        }
+        text.push_str("\n  Every pool member that may start the VM needs the same files.");
+        eprintln!("{}", sanitize(&text));
+        eprintln!("{pv_note}");
+        return Ok(placed);
+    }
+    let step = |c: &kernel::Cmd| placed.remote.run(c);
+    let result = step(&mkdir).and_then(|()| copies.iter().try_for_each(step));
+    if let Err(e) = result {
+        if signals::CANCEL.load(Ordering::Relaxed) {
+            remove_kernel(&placed);
+            return Err(coded(Exit::Interrupted, "interrupted while copying the kernel; nothing was imported"));
+        }
+        remove_kernel(&placed);
+        return Err(coded(
+            Exit::Host,
+            format!(
+                "copying the kernel to {} failed: {}\n  nothing was imported. ssh and scp run without a \
+                 password (BatchMode): they need your key or agent and the host in known_hosts \
+                 (--ssh-user USER logs in as another user); or copy the files yourself, as printed \
+                 without --upload-kernel",
+                placed.remote.destination(),
+                sanitize(&e)
+            ),
+        ));
+    }
+    placed.uploaded = true;
+    eprintln!(
+        "xva: copied the {} to {}:{}/; every other pool member that may start the VM needs the same files",
+        files.iter().map(|f| f.what).collect::<Vec<_>>().join(" and "),
+        placed.remote.destination(),
+        placed.dir
+    );
+    eprintln!("{pv_note}");
+    Ok(placed)
+}
+
+/// Removes what `place_kernel` copied (best effort; says what it could not remove).
+fn remove_kernel(p: &Placed) {
+    let mut words = vec!["rm", "-f"];
+    words.extend(p.files.iter().map(|f| f.remote.as_str()));
+    words.extend(["&&", "rmdir", p.dir.as_str()]);
+    if let Err(e) = p.remote.run(&p.remote.ssh(&words)) {
+        eprintln!(
+            "xva: warning: could not remove {}:{}/ from the host: {}",
+            p.remote.destination(),
+            p.dir,
+            sanitize(&e)
+        );
+    }
 }
 
 /// Seconds the host may stall a read or write (default 300; `XVA_STALL_TIMEOUT` for tests).
@@ -309,7 +581,7 @@ fn host_error(e: xapi::Error, doing: &str) -> anyhow::Error {
         xapi::Error::Cancelled => return coded(Exit::Interrupted, "interrupted"),
         _ => format!("{doing}: {}", full_message(&e)),
     };
-    coded(Exit::Output, msg)
+    coded(Exit::Host, msg)
 }
 
 /// One full try: task, PUT, body, task result. Cleans up after itself on failure.
@@ -417,7 +689,7 @@ fn conclude(
             let Some(vm) = refs.into_iter().next() else {
                 let left = cleanup(session, task, true);
                 return Attempt::Failed {
-                    error: with_left(coded(Exit::Output, "the import task succeeded but names no VM"), &left),
+                    error: with_left(coded(Exit::Host, "the import task succeeded but names no VM"), &left),
                     retry: false,
                 };
             };
@@ -443,7 +715,7 @@ fn conclude(
                     | "RBAC_PERMISSION_DENIED"
                     | "SESSION_INVALID"
             );
-            Attempt::Failed { error: with_left(coded(Exit::Output, msg), &left), retry }
+            Attempt::Failed { error: with_left(coded(Exit::Host, msg), &left), retry }
         }
         Ok(other) => {
             let left = cleanup(session, task, true);
@@ -454,7 +726,7 @@ fn conclude(
             if let Some(e) = &io_error {
                 msg = format!("{}; {msg}", broke(e));
             }
-            Attempt::Failed { error: with_left(coded(Exit::Output, msg), &left), retry: true }
+            Attempt::Failed { error: with_left(coded(Exit::Host, msg), &left), retry: true }
         }
         Err(xapi::Error::Cancelled) => {
             let left = cleanup(session, task, true);
@@ -529,13 +801,15 @@ fn report_left(what: &str, left: &[String]) {
 fn finish(
     args: &Args,
     session: &Session,
-    name: &str,
+    spec: &records::VmSpec,
     sr: &Sr,
     vm: &str,
     uuid: &str,
     tar_bytes: u64,
     elapsed: Duration,
+    placed: Option<&Placed>,
 ) -> anyhow::Result<Exit> {
+    let name = spec.name.as_str();
     let mut started = false;
     if args.upload.start {
         session.vm_start(vm).map_err(|e| host_error(e, &format!("the VM {uuid} was imported, but starting it")))?;
@@ -550,6 +824,11 @@ fn finish(
             "tar_bytes": tar_bytes,
             "duration_seconds": elapsed.as_secs_f64(),
             "started": started,
+            "kernel": placed.map(|p| json!({
+                "dir": p.dir,
+                "files": p.files.iter().map(|f| &f.remote).collect::<Vec<_>>(),
+                "uploaded": p.uploaded,
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {

@@ -11,6 +11,7 @@
 
 pub mod http;
 pub mod import;
+pub mod kernel;
 pub mod lookup;
 pub mod session;
 pub mod task;

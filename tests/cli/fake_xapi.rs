@@ -60,6 +60,8 @@ pub struct Faults {
     pub sink: bool,
     /// In sink mode, keep the body (in `State::body`).
     pub keep_body: bool,
+    /// `software_version["xapi"]` of the master (default: `24.39`, with `xapi_build` 24.39.1).
+    pub xapi_version: Option<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -101,6 +103,8 @@ pub struct State {
     pub sunk_bytes: u64,
     /// The body, in sink mode with `keep_body`.
     pub body: Vec<u8>,
+    /// The `ova.xml` of every import that got that far, in order.
+    pub ova_xml: Vec<String>,
     counter: u64,
 }
 
@@ -310,6 +314,11 @@ fn rpc(req: &Request, method: &str, params: &[Value], st: &Mutex<State>) -> Stri
         "pool.get_all" => ok(Value::refs(["OpaqueRef:pool"])),
         "pool.get_default_SR" => ok(Value::str(if g.faults.no_default_sr { "OpaqueRef:NULL" } else { SR_REF })),
         "pool.get_master" => ok(Value::str("OpaqueRef:host-master")),
+        "host.get_software_version" if a1 == "OpaqueRef:host-master" => ok(match &g.faults.xapi_version {
+            Some(v) => Value::string_map([("xapi", v.as_str()), ("product_brand", "XenServer")]),
+            None => Value::string_map([("xapi", "24.39"), ("xapi_build", "24.39.1"), ("product_brand", "XCP-ng")]),
+        }),
+        "host.get_software_version" => fail("HANDLE_INVALID", &["host", &a1]),
         "host.get_PIFs" => ok(Value::refs(["OpaqueRef:pif-eth1", "OpaqueRef:pif-eth0"])),
         "PIF.get_management" => ok(Value::Bool(a1 == "OpaqueRef:pif-eth0")),
         "PIF.get_network" => ok(Value::str(NET_REF)),
@@ -439,6 +448,8 @@ struct Body<'a, S: Read> {
     drop_at: Option<u64>,
     slow: Option<Duration>,
     next_nap: u64,
+    /// The first bytes read (ova.xml is the first member).
+    head: Vec<u8>,
 }
 
 impl<S: Read> Read for Body<'_, S> {
@@ -462,6 +473,8 @@ impl<S: Read> Read for Body<'_, S> {
                 buf[(c - self.pos) as usize] ^= 0xFF;
             }
         }
+        let keep = n.min(HEAD_BYTES.saturating_sub(self.head.len()));
+        self.head.extend_from_slice(&buf[..keep]);
         self.pos += n as u64;
         Ok(n)
     }
@@ -539,6 +552,7 @@ fn import<S: Read + Write>(s: &mut S, raw: &TcpStream, port: u16, req: &Request,
         drop_at,
         slow: faults.slow,
         next_nap: 0,
+        head: Vec::new(),
     };
     let stop = faults.close_after_disks;
     let mut rebuild = Rebuild { disks: Vec::new(), remaining: stop, stop_after_last: stop > 0 };
@@ -549,6 +563,9 @@ fn import<S: Read + Write>(s: &mut S, raw: &TcpStream, port: u16, req: &Request,
         let _ = raw.shutdown(Shutdown::Both);
     };
     let all_read = stop > 0 && rebuild.remaining == 0;
+    if let Some(xml) = first_member(&body.head, "ova.xml") {
+        st.lock().unwrap().ova_xml.push(String::from_utf8_lossy(xml).into_owned());
+    }
     match report {
         Ok(rep) if rep.is_ok() && !faults.fail_after_body => {
             finish_ok(st, &task, &rep.vm_names, rebuild.disks);
@@ -584,6 +601,29 @@ fn import<S: Read + Write>(s: &mut S, raw: &TcpStream, port: u16, req: &Request,
             Ok(())
         }
     }
+}
+
+/// How much of the body is kept to find ova.xml in.
+const HEAD_BYTES: usize = 1 << 20;
+
+/// The data of the tar's first member if it is called `name` and lies within `tar`.
+fn first_member<'a>(tar: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let header = tar.get(..512)?;
+    let end = header[..100].iter().position(|&b| b == 0).unwrap_or(100);
+    if &header[..end] != name.as_bytes() {
+        return None;
+    }
+    let size = std::str::from_utf8(&header[124..136]).ok()?.trim_matches(|c: char| c == '\0' || c == ' ');
+    let size = usize::from_str_radix(size, 8).ok()?;
+    tar.get(512..512 + size)
+}
+
+/// The member `field` of the VM object's snapshot in an `ova.xml`, as text.
+pub fn vm_field(ova_xml: &str, field: &str) -> Option<String> {
+    let doc = xva::xva::rpc_parse::parse_str(ova_xml).ok()?.value;
+    let Some(Value::Array(objects)) = doc.get("objects") else { return None };
+    let vm = objects.iter().find(|o| o.get("class").and_then(Value::as_str) == Some("VM"))?;
+    vm.get("snapshot")?.get(field)?.as_str().map(str::to_string)
 }
 
 fn finish_ok(st: &Mutex<State>, task: &str, names: &[String], disks: Vec<(String, Vec<u8>)>) -> String {

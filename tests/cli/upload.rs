@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::fake_xapi::{FakeXapi, Faults, PASSWORD, SR_NAME, SR_UUID};
+use crate::fake_xapi::{vm_field, FakeXapi, Faults, PASSWORD, SR_NAME, SR_UUID};
 use crate::util::{pattern, sparse_file, stderr, TestDir};
 
 const MIB: u64 = 1 << 20;
@@ -94,7 +94,7 @@ fn json_summary_and_sr_by_name_or_uuid() {
     two_disks(&dir);
     let x = FakeXapi::start(Faults { no_default_sr: true, ..Faults::default() });
     let out = upload(&dir, &http(&x), &["--allow-http"], Some(PASSWORD));
-    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(out.status.code(), Some(6));
     assert!(stderr(&out).contains("no default SR; name one with --sr"), "{}", stderr(&out));
     assert_clean(&x, 0);
     for sr in [SR_NAME, SR_UUID] {
@@ -106,7 +106,7 @@ fn json_summary_and_sr_by_name_or_uuid() {
         assert!(v["vm_uuid"].as_str().unwrap().len() == 36);
     }
     let out = upload(&dir, &http(&x), &["--allow-http", "--sr", "ISO library"], Some(PASSWORD));
-    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(out.status.code(), Some(6));
     assert!(stderr(&out).contains("is an ISO library"), "{}", stderr(&out));
     let out = upload(&dir, &http(&x), &["--allow-http", "--sr", "nope"], Some(PASSWORD));
     assert!(stderr(&out).contains("no SR named \"nope\""), "{}", stderr(&out));
@@ -151,7 +151,7 @@ fn bad_credentials_are_reported_without_the_password() {
     let wrong = "wr0ng-Pass-987";
     let out = upload(&dir, &http(&x), &["--allow-http"], Some(wrong));
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     assert!(err.contains("refused the user name or password") && err.contains("SESSION_AUTHENTICATION_FAILED"));
     assert_no_password(&out, wrong);
     x.with(|s| assert_eq!(s.passwords, [wrong]));
@@ -194,7 +194,7 @@ fn checksum_failure_is_reported_and_cleaned_up() {
     let x = FakeXapi::start(Faults { corrupt: true, ..Faults::default() });
     let out = upload(&dir, &http(&x), &["--allow-http"], Some(PASSWORD));
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     assert!(err.contains("the host refused the import: IMPORT_ERROR"), "{err}");
     assert!(err.to_lowercase().contains("checksum"), "{err}");
     assert_clean(&x, 0);
@@ -208,7 +208,7 @@ fn mid_stream_drop_fails_and_retry_starts_over() {
     let x = FakeXapi::start(faults.clone());
     let out = upload(&dir, &http(&x), &["--allow-http"], Some(PASSWORD));
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     assert!(err.contains("IMPORT_ERROR_PREMATURE_EOF"), "{err}");
     assert_clean(&x, 0);
 
@@ -251,7 +251,7 @@ fn task_failing_after_the_body_destroys_what_the_import_left() {
     let x = FakeXapi::start(Faults { fail_after_body: true, ..Faults::default() });
     let out = upload(&dir, &http(&x), &["--allow-http"], Some(PASSWORD));
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     assert!(err.contains("IMPORT_ERROR [Field suspend_VDI not present in rpc]"), "{err}");
     assert!(err.contains("destroyed the partly imported VM"), "{err}");
     x.with(|s| {
@@ -319,7 +319,7 @@ fn tls_pinning_accepts_the_right_fingerprint_and_shows_the_host_one_otherwise() 
     for extra in [vec!["--fingerprint", wrong.as_str()], vec![]] {
         let out = upload(&dir, &server, &extra, Some(PASSWORD));
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert_eq!(out.status.code(), Some(6), "{err}");
         assert!(err.contains("is not trusted"), "{err}");
         assert!(err.contains(&format!("--fingerprint {fp}")), "{err}");
         x.with(|s| assert_eq!(s.passwords.len(), 1, "no password may be sent to an untrusted host"));
@@ -338,6 +338,8 @@ fn upload_flags_are_checked_first() {
         (vec!["--server", "ftp://a"], "only http:// and https://"),
         (vec!["--server", "a", "--verify"], "--verify reads a written file back"),
         (vec!["--server", "a", "--fingerprint", "SHA256:12"], "not a SHA-256 fingerprint"),
+        (vec!["-o", "x.xva", "--upload-kernel"], "cannot be used with"),
+        (vec!["--upload-kernel"], "--server"),
     ] {
         let mut all = vec!["-d", "web01-root.img"];
         all.extend(args);
@@ -346,6 +348,272 @@ fn upload_flags_are_checked_first() {
         assert!(stderr(&out).contains(want), "{all:?}: {}", stderr(&out));
     }
     assert!(!Path::new(&dir.join("x.xva")).exists());
+}
+
+/// A direct-kernel PV guest: an xm config naming dom0 paths under /boot and /srv/xen, the kernel
+/// and ramdisk "copied from the source dom0" into `dom0boot/`, the disk next to the config.
+/// Returns the `--path-map` arguments that find them.
+fn pv_kernel_guest(dir: &TestDir) -> Vec<String> {
+    two_disks(dir);
+    std::fs::write(
+        dir.join("pv01.cfg"),
+        "name = 'pv01'\nkernel = '/boot/vmlinuz-2.6.32-xen'\nramdisk = '/boot/initrd-2.6.32-xen.img'\n\
+         root = '/dev/xvda1 ro'\nextra = 'console=hvc0'\nmemory = 256\n\
+         disk = ['file:/srv/xen/web01-root.img,xvda,w', 'file:/srv/xen/web01-data.img,xvdb,w']\nvif = []\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.join("dom0 boot")).unwrap();
+    std::fs::write(dir.join("dom0 boot/vmlinuz-2.6.32-xen"), pattern(3, 70_000)).unwrap();
+    std::fs::write(dir.join("dom0 boot/initrd-2.6.32-xen.img"), pattern(4, 50_000)).unwrap();
+    vec![
+        "--path-map".into(),
+        format!("/boot={}", dir.join("dom0 boot").display()),
+        "--path-map".into(),
+        format!("/srv/xen={}", dir.path().display()),
+    ]
+}
+
+/// Fake `ssh` and `scp` first on PATH: each appends its argv (and a marker if $XVA_PASSWORD
+/// reached it) to `ssh.log`, then acts on `remote/` as if it were the host's root. scp fails
+/// for a destination containing $FAKE_SCP_FAIL.
+struct FakeSsh {
+    bin: std::path::PathBuf,
+    log: std::path::PathBuf,
+    root: std::path::PathBuf,
+}
+
+impl FakeSsh {
+    fn new(dir: &TestDir) -> FakeSsh {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("fakebin");
+        let root = dir.join("remote");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        let log = dir.join("ssh.log");
+        let record = format!(
+            "#!/bin/sh\nlog='{}'\nroot='{}'\n{{ printf '%s' \"$(basename \"$0\")\"; for a in \"$@\"; do printf ' %s' \"$a\"; done; \
+             echo; }} >> \"$log\"\n[ -n \"${{XVA_PASSWORD+x}}\" ] && echo ENV-HAS-PASSWORD >> \"$log\"\n\
+             while [ \"$1\" != -- ]; do shift; done; shift\n",
+            log.display(),
+            root.display()
+        );
+        let ssh = format!(
+            "{record}shift\ncmd=\nfor w in \"$@\"; do case \"$w\" in /*) cmd=\"$cmd $root$w\";; *) cmd=\"$cmd $w\";; esac; done\n\
+             exec sh -c \"$cmd\"\n"
+        );
+        let scp = format!(
+            "{record}dst=\"${{2#*:}}\"\ncase \"$dst\" in *\"${{FAKE_SCP_FAIL:-//}}\"*) \
+             echo \"scp: $dst: Permission denied\" >&2; head -c 100 \"$1\" > \"$root$dst\"; exit 1;; esac\n\
+             cp \"$1\" \"$root$dst\"\n"
+        );
+        for (name, text) in [("ssh", ssh), ("scp", scp)] {
+            let p = bin.join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        FakeSsh { bin, log, root }
+    }
+
+    fn path_env(&self) -> String {
+        format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap_or_default())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The entries of `remote/DIR`.
+    fn ls(&self, dir: &str) -> Vec<String> {
+        let mut v: Vec<String> = match std::fs::read_dir(self.root.join(dir.trim_start_matches('/'))) {
+            Ok(rd) => rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort();
+        v
+    }
+}
+
+fn convert_pv(dir: &TestDir, ssh: &FakeSsh, server: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    let maps = pv_kernel_guest(dir);
+    let mut args: Vec<&str> = vec!["pv01.cfg"];
+    args.extend(maps.iter().map(String::as_str));
+    args.extend(["--server", server, "--allow-http"]);
+    args.extend_from_slice(extra);
+    let mut c = xva(dir, &args, Some(PASSWORD));
+    c.env("PATH", ssh.path_env());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// `PV_kernel`, `PV_ramdisk`, `PV_bootloader` of the last import.
+fn pv_fields(x: &FakeXapi) -> [String; 3] {
+    x.with(|s| {
+        let xml = s.ova_xml.last().expect("an ova.xml was received");
+        ["PV_kernel", "PV_ramdisk", "PV_bootloader"].map(|f| vm_field(xml, f).unwrap())
+    })
+}
+
+#[test]
+fn direct_kernel_without_upload_prints_what_to_copy_where() {
+    let dir = TestDir::new();
+    let ssh = FakeSsh::new(&dir);
+    let x = FakeXapi::start(Faults::default());
+    let out = convert_pv(&dir, &ssh, &http(&x), &[], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let [kernel, ramdisk, bootloader] = pv_fields(&x);
+    let kdir = kernel.strip_suffix("/vmlinuz").unwrap();
+    assert!(kdir.starts_with("/var/lib/xcp/guest/") && kdir.len() == "/var/lib/xcp/guest/".len() + 36, "{kernel}");
+    assert_eq!(ramdisk, format!("{kdir}/initrd"));
+    assert_eq!(bootloader, "");
+    // Exactly what to run, with the local files (after --path-map, quoted) and the host paths.
+    let local = dir.join("dom0 boot");
+    for want in [
+        format!("ssh root@127.0.0.1 mkdir -p {kdir}"),
+        format!("scp '{}/vmlinuz-2.6.32-xen' root@127.0.0.1:{kernel}", local.display()),
+        format!("scp '{}/initrd-2.6.32-xen.img' root@127.0.0.1:{ramdisk}", local.display()),
+        "rerun with --upload-kernel".into(),
+        "Every pool member".into(),
+        "(xapi 24.39.1: XenServer 8 / XCP-ng 8.3) cannot start PV guests at all".into(),
+        "convert with --hvm".into(),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert_eq!(ssh.log(), "", "nothing is run without --upload-kernel");
+    assert_clean(&x, 1);
+
+    // An old host boots kernels from /boot/guest; --kernel-dir overrides the choice. (Each run
+    // gets a fresh directory: pv_kernel_guest writes into it.)
+    let x = FakeXapi::start(Faults { xapi_version: Some("1.20".into()), ..Faults::default() });
+    let out = convert_pv(&TestDir::new(), &ssh, &http(&x), &[], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pv_fields(&x)[0].starts_with("/boot/guest/"), "{:?}", pv_fields(&x));
+    assert!(stderr(&out).contains("current XenServer 8 and XCP-ng 8.3 cannot start PV guests at all"));
+    let out = convert_pv(&TestDir::new(), &ssh, &http(&x), &["--kernel-dir", "/opt/kernels/"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pv_fields(&x)[0].starts_with("/opt/kernels/"), "{:?}", pv_fields(&x));
+    assert!(stderr(&out).contains("xapi 1.20.0 boots direct kernels only from /boot/guest/"), "{}", stderr(&out));
+    let out = convert_pv(&TestDir::new(), &ssh, &http(&x), &["--kernel-dir", "/tmp/a b"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--kernel-dir \"/tmp/a b\""), "{}", stderr(&out));
+}
+
+#[test]
+fn upload_kernel_copies_with_ssh_and_scp_before_streaming() {
+    let dir = TestDir::new();
+    let ssh = FakeSsh::new(&dir);
+    let x = FakeXapi::start(Faults::default());
+    let out = convert_pv(&dir, &ssh, &http(&x), &["--upload-kernel", "--json"], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let [kernel, ramdisk, bootloader] = pv_fields(&x);
+    let kdir = kernel.strip_suffix("/vmlinuz").unwrap().to_string();
+    assert!(kdir.starts_with("/var/lib/xcp/guest/"), "{kernel}");
+    assert_eq!((ramdisk.as_str(), bootloader.as_str()), (format!("{kdir}/initrd").as_str(), ""));
+    let local = dir.join("dom0 boot");
+    let opts = "-o BatchMode=yes -o ConnectTimeout=30 --";
+    assert_eq!(
+        ssh.log(),
+        format!(
+            "ssh {opts} root@127.0.0.1 mkdir -p {kdir}\n\
+             scp -q {opts} {l}/vmlinuz-2.6.32-xen root@127.0.0.1:{kernel}\n\
+             scp -q {opts} {l}/initrd-2.6.32-xen.img root@127.0.0.1:{ramdisk}\n",
+            l = local.display()
+        )
+    );
+    assert!(std::fs::read(ssh.root.join(&kernel[1..])).unwrap() == pattern(3, 70_000));
+    assert!(std::fs::read(ssh.root.join(&ramdisk[1..])).unwrap() == pattern(4, 50_000));
+    assert!(err.contains(&format!("copied the kernel and ramdisk to root@127.0.0.1:{kdir}/")), "{err}");
+    assert!(err.contains("cannot start PV guests at all"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kernel"]["dir"], kdir.as_str());
+    assert_eq!(v["kernel"]["uploaded"], true);
+    assert_clean(&x, 1);
+
+    // --ssh-user; the password reaches neither argv nor environment of ssh/scp, even when given
+    // with --password.
+    let dir = TestDir::new();
+    let ssh = FakeSsh::new(&dir);
+    let out =
+        convert_pv(&dir, &ssh, &http(&x), &["--upload-kernel", "--ssh-user", "admin", "--password", PASSWORD], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = ssh.log();
+    assert_eq!(log.lines().count(), 3, "{log}");
+    assert!(log.lines().all(|l| l.contains("admin@127.0.0.1")), "{log}");
+    assert!(!log.contains(PASSWORD) && !log.contains("ENV-HAS-PASSWORD"), "{log}");
+    assert_no_password(&out, PASSWORD);
+}
+
+#[test]
+fn failed_kernel_copy_or_import_exits_6_and_cleans_up() {
+    // scp fails on the ramdisk: nothing is imported, the host directory is removed.
+    let dir = TestDir::new();
+    let ssh = FakeSsh::new(&dir);
+    let x = FakeXapi::start(Faults::default());
+    let out = convert_pv(&dir, &ssh, &http(&x), &["--upload-kernel"], &[("FAKE_SCP_FAIL", "/initrd")]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("copying the kernel to root@127.0.0.1 failed"), "{err}");
+    assert!(
+        err.contains("exited with status 1: scp: /var/lib/xcp/guest/") && err.contains("Permission denied"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was imported"), "{err}");
+    let log = ssh.log();
+    let last = log.lines().last().unwrap();
+    assert!(last.starts_with("ssh ") && last.contains(" rm -f /var/lib/xcp/guest/"), "{log}");
+    assert!(last.contains("/vmlinuz ") && last.contains("/initrd && rmdir /var/lib/xcp/guest/"), "{log}");
+    assert_eq!(ssh.ls("/var/lib/xcp/guest"), Vec::<String>::new(), "the host directory is removed");
+    assert!(!log.contains(PASSWORD) && !log.contains("ENV-HAS-PASSWORD"), "{log}");
+    x.with(|s| {
+        assert_eq!(s.imports, 0);
+        assert!(!s.calls.contains(&"task.create".to_string()));
+    });
+    assert_clean(&x, 0);
+
+    // The copy works but the import fails: the copied files go too.
+    let dir = TestDir::new();
+    let ssh = FakeSsh::new(&dir);
+    let x = FakeXapi::start(Faults { fail_after_body: true, ..Faults::default() });
+    let out = convert_pv(&dir, &ssh, &http(&x), &["--upload-kernel"], &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("the host refused the import: IMPORT_ERROR"), "{err}");
+    assert_eq!(ssh.log().lines().count(), 4, "{}", ssh.log());
+    assert_eq!(ssh.ls("/var/lib/xcp/guest"), Vec::<String>::new());
+    assert_clean(&x, 0);
+
+    // A kernel that is not here: an input error before anything is contacted.
+    let dir = TestDir::new();
+    let ssh = FakeSsh::new(&dir);
+    let x = FakeXapi::start(Faults::default());
+    pv_kernel_guest(&dir);
+    let out = xva(
+        &dir,
+        &[
+            "pv01.cfg",
+            "--path-map",
+            &format!("/srv/xen={}", dir.path().display()),
+            "--server",
+            &http(&x),
+            "--allow-http",
+            "--upload-kernel",
+        ],
+        Some(PASSWORD),
+    )
+    .env("PATH", ssh.path_env())
+    .output()
+    .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("cannot read the kernel /boot/vmlinuz-2.6.32-xen") && err.contains("--path-map /boot=DIR"),
+        "{err}"
+    );
+    x.with(|s| assert!(s.calls.is_empty()));
+    assert_eq!(ssh.log(), "");
 }
 
 /// The tar after its first member (ova.xml, whose UUIDs are fresh on every run).
