@@ -57,10 +57,10 @@ PY
 }
 
 # The reader alone: the library reads every data range into a sink (no checksums, no tar).
-cargo test --release --quiet -p xva-backends --test vmdk_bench --no-run 2>/dev/null
+cargo bench --quiet -p xva-backends --bench read --no-run 2>/dev/null
 read_only() {
-    XVA_BENCH_DISK="$1" RUNS="$RUNS" cargo test --release --quiet -p xva-backends --test vmdk_bench \
-        -- --ignored --nocapture 2>/dev/null | sed -n 's/^BENCH seconds=\([0-9.]*\).*/\1/p'
+    RUNS="$RUNS" cargo bench --quiet -p xva-backends --bench read -- "$1" 2>/dev/null \
+        | sed -n 's/^BENCH seconds=\([0-9.]*\).*/\1/p'
 }
 
 printf '%-17s %-9s %9s %10s %12s\n' disk tool seconds MB/s peakRSS

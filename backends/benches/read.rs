@@ -1,17 +1,18 @@
 //! Read throughput of a disk through the library (resolved extents, data ranges read in 1 MiB
-//! pieces into a sink), for `scripts/bench-vmdk.sh`. A benchmark, not a test: it is ignored
-//! unless asked for, and needs `XVA_BENCH_DISK=/path/to/disk`.
+//! pieces into a sink): the reader alone, without checksums or tar. Used by
+//! `scripts/bench-vmdk.sh`:
 //!
-//!   XVA_BENCH_DISK=d.vmdk cargo test --release -p xva-backends --test vmdk_bench -- --ignored --nocapture
+//!   cargo bench -p xva-backends --bench read -- DISK        (RUNS=3 by default; best run printed)
 
 use std::time::Instant;
 
 use xva_backends::{open, OpenOptions};
 
-#[test]
-#[ignore = "benchmark: run by scripts/bench-vmdk.sh with XVA_BENCH_DISK set"]
-fn read_disk_throughput() {
-    let path = std::env::var_os("XVA_BENCH_DISK").expect("XVA_BENCH_DISK names the disk to read");
+fn main() {
+    let path = std::env::args_os()
+        .nth(1)
+        .or_else(|| std::env::var_os("XVA_BENCH_DISK"))
+        .expect("usage: cargo bench -p xva-backends --bench read -- DISK");
     let runs: usize = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
     let mut best = f64::MAX;
     let mut data = 0u64;
