@@ -22,9 +22,10 @@ use exit::Exit;
 
 /// Move Xen and VMware guests to XenServer / XCP-ng.
 ///
-/// xva reads a guest's disks (raw files, block devices / LVM volumes) and writes an XVA file
-/// that `xe vm-import` and XenCenter / XCP-ng Center import. Sources are opened read-only and
-/// never modified.
+/// xva reads a guest's definition (xm/xend or xl config, SXP, VMware .vmx, OVF/OVA) and its
+/// disks (raw files, block devices / LVM volumes, VMDK) and writes an XVA file that
+/// `xe vm-import`, XenCenter and XCP-ng Center import, or streams it straight into a host.
+/// Sources are opened read-only and never modified.
 #[derive(Parser, Debug)]
 #[command(name = "xva", version, after_help = exit::EXIT_CODES_HELP, propagate_version = true)]
 pub struct Cli {
@@ -34,7 +35,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Convert disks (and their VM settings) into an XVA file.
+    /// Convert a guest (config, .vmx, .ovf/.ova) or disks into an XVA file, or into a host.
     #[command(after_help = convert::AFTER_HELP)]
     Convert(Box<convert::Args>),
     /// Show a disk image's format, size, allocation and chain.

@@ -9,7 +9,7 @@ use xva::backends::{probe, BlockReader, OpenOptions, OpenPolicy};
 /// How to open disk images.
 #[derive(Args, Debug, Clone, Default)]
 pub struct OpenArgs {
-    /// Disk image format, instead of detecting it (raw).
+    /// Disk image format, instead of detecting it: raw or vmdk.
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
     /// Allow backing files, extents and parents inside DIR (repeatable). By default an image
