@@ -42,33 +42,38 @@ if not os.path.exists(q25) or os.path.getsize(q25) != size:
             f.write(variant(i))
 PY
 
-# run LABEL CMD... : best wall time of $RUNS runs and the peak RSS, as "seconds rss_kib"
-run() {
-    python3 - "$RUNS" "$@" <<'PY'
+# once CMD... : wall time of one run and its peak RSS, as "seconds rss_kib"
+once() {
+    python3 - "$@" <<'PY'
 import resource, subprocess, sys, time
-runs, cmd = int(sys.argv[1]), sys.argv[2:]
-best = None
-for _ in range(runs):
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    dt = time.perf_counter() - t
-    best = dt if best is None else min(best, dt)
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(f"{best:.3f} {rss}")
+t = time.perf_counter()
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+dt = time.perf_counter() - t
+print(f"{dt:.3f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
 PY
 }
 
+# The two tools alternate run by run (qemu-img, then xva, RUNS times) and the best time of each
+# is kept, so that neither profits alone from the page cache or memory the other freed.
 printf '%-6s %-9s %9s %10s %10s\n' disk tool seconds MB/s peakRSS
-declare -A T
+declare -A T R
 for d in full q25; do
     cat "$WORK/$d.raw" >/dev/null   # warm the page cache
-    read -r s rss < <(run "$XVA" convert -d "$WORK/$d.raw" -o "$WORK/$d.xva" --force)
-    T[$d.xva]=$s
-    printf '%-6s %-9s %9s %10.0f %8d KiB\n' "$d" xva "$s" "$(echo "$SIZE / $s / 1000000" | bc -l)" "$rss"
-    read -r s rss < <(run qemu-img convert -f raw -O raw "$WORK/$d.raw" "$WORK/$d.qemu.raw")
-    T[$d.qemu]=$s
-    printf '%-6s %-9s %9s %10.0f %8d KiB\n' "$d" qemu-img "$s" "$(echo "$SIZE / $s / 1000000" | bc -l)" "$rss"
-    rm -f "$WORK/$d.qemu.raw" "$WORK/$d.xva"
+    T[$d.xva]=999999; T[$d.qemu]=999999; R[$d.xva]=0; R[$d.qemu]=0
+    for _ in $(seq "$RUNS"); do
+        read -r s rss < <(once qemu-img convert -f raw -O raw "$WORK/$d.raw" "$WORK/$d.qemu.raw")
+        rm -f "$WORK/$d.qemu.raw"
+        (( $(echo "$s < ${T[$d.qemu]}" | bc) )) && T[$d.qemu]=$s
+        (( rss > R[$d.qemu] )) && R[$d.qemu]=$rss
+        read -r s rss < <(once "$XVA" convert -d "$WORK/$d.raw" -o "$WORK/$d.xva" --force)
+        rm -f "$WORK/$d.xva"
+        (( $(echo "$s < ${T[$d.xva]}" | bc) )) && T[$d.xva]=$s
+        (( rss > R[$d.xva] )) && R[$d.xva]=$rss
+    done
+    for tool in xva qemu; do
+        s=${T[$d.$tool]}
+        printf '%-6s %-9s %9s %10.0f %8d KiB\n' "$d" "$tool" "$s" "$(echo "$SIZE / $s / 1000000" | bc -l)" "${R[$d.$tool]}"
+    done
 done
 echo
 printf 'full: xva / qemu-img time = %.2f (target <= 1.10)\n' "$(echo "${T[full.xva]} / ${T[full.qemu]}" | bc -l)"

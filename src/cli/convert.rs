@@ -448,7 +448,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let bar = progress::Bar::new(total, !args.json, "converting");
     let opts = write_options(&args);
     let started = Instant::now();
-    let result = writer::write_xva(pending.file(), xml, &sources, &opts, &|done| bar.set(done));
+    let result = writer::write_xva(&mut pending.writer(), xml, &sources, &opts, &|done| bar.set(done));
     bar.finish();
     let summary = match result {
         Ok(s) => s,

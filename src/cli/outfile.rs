@@ -6,7 +6,7 @@
 //! the caller leaves nothing behind.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -56,6 +56,13 @@ impl PendingOutput {
         self.file.as_mut().expect("file is open until commit")
     }
 
+    /// A writer over the temporary file that asks the kernel to start writing back every
+    /// [`WRITEBACK_WINDOW`] bytes as they are written, so the final fsync has little left to do
+    /// and the page cache does not fill with dirty pages of a multi-GB file.
+    pub fn writer(&mut self) -> EarlyWriteback<'_> {
+        EarlyWriteback { file: self.file(), written: 0, flushed: 0 }
+    }
+
     /// Flushes the data to stable storage and moves the file to its final name.
     pub fn commit(mut self) -> anyhow::Result<()> {
         let file = self.file.take().expect("file is open until commit");
@@ -80,6 +87,44 @@ impl PendingOutput {
         }
         self.tmp = PathBuf::new();
         Ok(())
+    }
+}
+
+/// How much is written before writeback of it is started.
+pub const WRITEBACK_WINDOW: u64 = 32 << 20;
+
+/// See [`PendingOutput::writer`].
+pub struct EarlyWriteback<'a> {
+    file: &'a mut File,
+    written: u64,
+    flushed: u64,
+}
+
+impl Write for EarlyWriteback<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.flushed >= WRITEBACK_WINDOW {
+            use std::os::fd::AsRawFd;
+            let (start, len) = (self.flushed, self.written - self.flushed);
+            // SAFETY: sync_file_range only takes a valid fd (owned by `self.file`) and
+            // integers. It is a hint: an error (say, a file system without support) is ignored,
+            // since the fsync at commit makes the data durable anyway.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    start as libc::off64_t,
+                    len as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.flushed = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 
