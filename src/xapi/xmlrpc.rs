@@ -305,19 +305,7 @@ impl<'a> Parser<'a> {
         let mut s = String::new();
         loop {
             match self.r.read_event().map_err(xml_err)? {
-                Event::Text(t) => s.push_str(&t.xml10_content()),
-                Event::CData(t) => s.push_str(&t.xml10_content()),
-                Event::GeneralRef(r) => match r.resolve_char_ref().map_err(xml_err)? {
-                    Some(c) => s.push(c),
-                    None => s.push(match &*r {
-                        "amp" => '&',
-                        "lt" => '<',
-                        "gt" => '>',
-                        "quot" => '"',
-                        "apos" => '\'',
-                        other => return Err(MalformedResponse(format!("unknown entity &{other};"))),
-                    }),
-                },
+                ev @ (Event::Text(_) | Event::CData(_) | Event::GeneralRef(_)) => push_text(&mut s, &ev)?,
                 Event::End(e) => {
                     self.depth = self.depth.saturating_sub(1);
                     let n = e.name().as_ref().to_string();
@@ -342,19 +330,7 @@ impl<'a> Parser<'a> {
         let mut text = String::new();
         loop {
             match self.r.read_event().map_err(xml_err)? {
-                Event::Text(t) => text.push_str(&t.xml10_content()),
-                Event::CData(t) => text.push_str(&t.xml10_content()),
-                Event::GeneralRef(r) => match r.resolve_char_ref().map_err(xml_err)? {
-                    Some(c) => text.push(c),
-                    None => text.push(match &*r {
-                        "amp" => '&',
-                        "lt" => '<',
-                        "gt" => '>',
-                        "quot" => '"',
-                        "apos" => '\'',
-                        other => return Err(MalformedResponse(format!("unknown entity &{other};"))),
-                    }),
-                },
+                ev @ (Event::Text(_) | Event::CData(_) | Event::GeneralRef(_)) => push_text(&mut text, &ev)?,
                 Event::End(e) => {
                     self.depth = self.depth.saturating_sub(1);
                     if e.name().as_ref() != "value" {
@@ -440,6 +416,27 @@ impl<'a> Parser<'a> {
             other => return Err(MalformedResponse(format!("unknown XML-RPC type <{other}>"))),
         })
     }
+}
+
+/// Appends the text a Text, CData or entity-reference event stands for.
+fn push_text(out: &mut String, ev: &Event<'_>) -> Result<(), MalformedResponse> {
+    match ev {
+        Event::Text(t) => out.push_str(&t.xml10_content()),
+        Event::CData(t) => out.push_str(&t.xml10_content()),
+        Event::GeneralRef(r) => match r.resolve_char_ref().map_err(xml_err)? {
+            Some(c) => out.push(c),
+            None => out.push(match &**r {
+                "amp" => '&',
+                "lt" => '<',
+                "gt" => '>',
+                "quot" => '"',
+                "apos" => '\'',
+                other => return Err(MalformedResponse(format!("unknown entity &{other};"))),
+            }),
+        },
+        _ => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -116,21 +116,30 @@ pub struct MapEntry {
 /// and merges adjacent entries that say the same thing (ignoring `offset`).
 pub fn parse_map(json: &str, size: u64) -> Vec<MapEntry> {
     let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("bad map json {e}: {json}"));
+    let entries = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|e| e["start"].as_u64().unwrap() < size)
+        .map(|e| {
+            let start = e["start"].as_u64().unwrap();
+            MapEntry {
+                start,
+                length: e["length"].as_u64().unwrap().min(size - start),
+                depth: e["depth"].as_u64().unwrap(),
+                present: e["present"].as_bool().unwrap(),
+                zero: e["zero"].as_bool().unwrap(),
+                data: e["data"].as_bool().unwrap(),
+            }
+        })
+        .collect();
+    merge(entries)
+}
+
+/// Merges adjacent entries that say the same thing.
+pub fn merge(entries: Vec<MapEntry>) -> Vec<MapEntry> {
     let mut out: Vec<MapEntry> = Vec::new();
-    for e in v.as_array().expect("array") {
-        let start = e["start"].as_u64().unwrap();
-        if start >= size {
-            continue;
-        }
-        let length = e["length"].as_u64().unwrap().min(size - start);
-        let m = MapEntry {
-            start,
-            length,
-            depth: e["depth"].as_u64().unwrap(),
-            present: e["present"].as_bool().unwrap(),
-            zero: e["zero"].as_bool().unwrap(),
-            data: e["data"].as_bool().unwrap(),
-        };
+    for m in entries {
         if let Some(last) = out.last_mut() {
             if last.start + last.length == m.start
                 && (last.depth, last.present, last.zero, last.data) == (m.depth, m.present, m.zero, m.data)

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::util::{parse_map, qemu_img, run_ok, stderr, MapEntry, TestDir};
+use crate::util::{merge, parse_map, qemu_img, run_ok, stderr, MapEntry, TestDir};
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -18,19 +18,7 @@ fn normalise(mut m: Vec<MapEntry>) -> Vec<MapEntry> {
             e.data = false;
         }
     }
-    let mut out: Vec<MapEntry> = Vec::new();
-    for e in m {
-        if let Some(l) = out.last_mut() {
-            if l.start + l.length == e.start
-                && (l.depth, l.present, l.zero, l.data) == (e.depth, e.present, e.zero, e.data)
-            {
-                l.length += e.length;
-                continue;
-            }
-        }
-        out.push(e);
-    }
-    out
+    merge(m)
 }
 
 /// base.vmdk (`sub`) ← base-000001.vmdk (zeroed grains) with data, zeroes over the base's data
