@@ -28,8 +28,7 @@ use sha1::Digest as _;
 use super::rpc_parse::ocaml_int64_of_string;
 use super::validate::{Finding, Severity};
 
-/// Size of a tar block.
-pub const BLOCK: usize = 512;
+pub use super::tar::BLOCK;
 
 /// Largest PAX or GNU long-name record read (they only carry a name or a few fields).
 pub const MAX_EXTENSION: u64 = 1 << 20;
@@ -616,7 +615,7 @@ impl<R: Read> XvaReader<R> {
 }
 
 fn pad_of(size: u64) -> u64 {
-    (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
+    super::tar::padding(size) as u64
 }
 
 struct RawHeader {
