@@ -1,45 +1,11 @@
 //! `xva convert`: the tar it writes is what xapi reads, nothing is left behind on failure.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 
 use sha1::Digest as _;
 
-use crate::util::{self, sparse_file, stderr, TestDir};
-
-/// One tar member: name and data.
-struct Member {
-    name: String,
-    data: Vec<u8>,
-}
-
-/// Reads a tar stream written by xva, checking header checksums (a test-side reader,
-/// independent of the library's validator).
-fn members(path: &Path) -> Vec<Member> {
-    let bytes = std::fs::read(path).unwrap();
-    let mut out = Vec::new();
-    let mut pos = 0;
-    loop {
-        let h = &bytes[pos..pos + 512];
-        if h.iter().all(|&b| b == 0) {
-            assert!(bytes[pos..].iter().all(|&b| b == 0), "only zero blocks after the end marker");
-            assert!(bytes.len() - pos >= 1024, "two zero blocks at the end");
-            break;
-        }
-        let name = String::from_utf8(h[..100].iter().take_while(|&&b| b != 0).copied().collect()).unwrap();
-        let size = usize::from_str_radix(std::str::from_utf8(&h[124..135]).unwrap(), 8).unwrap();
-        let stored = u32::from_str_radix(std::str::from_utf8(&h[148..154]).unwrap(), 8).unwrap();
-        let sum: u32 =
-            h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) }).sum();
-        assert_eq!(stored, sum, "header checksum of {name}");
-        assert_eq!(h[156], b'0', "regular file typeflag for {name}");
-        assert_eq!(&h[345..500], &[0u8; 155][..], "prefix field unused");
-        out.push(Member { name, data: bytes[pos + 512..pos + 512 + size].to_vec() });
-        pos += 512 + size.div_ceil(512) * 512;
-    }
-    out
-}
+use crate::util::{self, members, sparse_file, stderr, Member, TestDir};
 
 /// Rebuilds the disks the way xapi's import loop does (`xva-format-and-xapi-import.md` §5.3),
 /// given the VDI virtual sizes; checks names, order and checksums on the way.

@@ -3,12 +3,11 @@
 
 use crate::util::{sparse_file, stderr, TestDir};
 
-/// The `ova.xml` of an XVA (the first member; its size is in the header).
+/// The `ova.xml` of an XVA (its first member).
 fn ova_xml(path: &std::path::Path) -> String {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[..7], b"ova.xml");
-    let size = usize::from_str_radix(std::str::from_utf8(&bytes[124..135]).unwrap(), 8).unwrap();
-    String::from_utf8(bytes[512..512 + size].to_vec()).unwrap()
+    let first = crate::util::members(path).into_iter().next().expect("a member");
+    assert_eq!(first.name, "ova.xml");
+    String::from_utf8(first.data).unwrap()
 }
 
 fn xm_guest(t: &TestDir) {

@@ -130,23 +130,6 @@ fn cid_mismatch_is_a_clear_error() {
     assert!(e.contains("CID") && e.contains("0badc0de") && e.contains("base.vmdk"), "{e}");
 }
 
-/// A test-side ustar reader: (name, data) of every member.
-fn tar_members(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos + 512 <= bytes.len() {
-        let h = &bytes[pos..pos + 512];
-        if h.iter().all(|&b| b == 0) {
-            break;
-        }
-        let name: String = h[..100].iter().take_while(|&&b| b != 0).map(|&b| b as char).collect();
-        let size = usize::from_str_radix(std::str::from_utf8(&h[124..135]).unwrap().trim(), 8).unwrap();
-        out.push((name, bytes[pos + 512..pos + 512 + size].to_vec()));
-        pos += 512 + size.div_ceil(512) * 512;
-    }
-    out
-}
-
 /// `xva convert` of a VMDK chain: the disk rebuilt from the XVA's chunks (missing chunks are
 /// zeros) equals `qemu-img convert -O raw`.
 #[test]
@@ -159,10 +142,9 @@ fn convert_a_vmdk_chain_and_a_stream_to_xva() {
         run_ok(qemu_img(), &["convert", "-f", "vmdk", "-O", "raw", p(&t.join(name)), p(&want_path)]);
         let want = std::fs::read(&want_path).unwrap();
         assert_eq!(want.len() as u64, size);
-        let tar = std::fs::read(t.join("out.xva")).unwrap();
         let mut disk = vec![0u8; size as usize];
         let mut chunks = 0;
-        for (n, data) in tar_members(&tar) {
+        for crate::util::Member { name: n, data } in crate::util::members(&t.join("out.xva")) {
             let Some((_, idx)) = n.split_once('/') else { continue };
             if idx.len() != 8 || !idx.bytes().all(|b| b.is_ascii_digit()) {
                 continue;
