@@ -7,6 +7,11 @@
 //!   sxp.rs ── its own keys ──────── uses parse_xm_disk / parse_vif ──┘
 //! ```
 
+pub mod pyeval;
+pub mod sxp;
+pub mod xl;
+pub mod xm;
+
 use super::error::{GuestError, Result};
 use super::model::{
     boot_order, format_hint, normalize_mac, partition_of, Boot, Cdrom, Controller, Disk, DiskSource, Firmware, Guest,

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use super::error::{ErrorKind, GuestError, Result};
+use crate::guest::error::{ErrorKind, GuestError, Result};
 
 /// Deepest nesting of expressions / brackets accepted.
 pub const MAX_DEPTH: usize = 64;
