@@ -1,6 +1,9 @@
 //! Python 2 `str % args` formatting: positional and `%(name)` conversions, flags, width and
 //! precision, bounded in size.
 
+use std::iter::Peekable;
+use std::str::Chars;
+
 use super::{Value, MAX_STR};
 use crate::guest::error::{GuestError, Result};
 
@@ -45,36 +48,12 @@ pub(super) fn percent_format(fmt: &str, args: &Value, line: usize) -> Result<Str
                 .ok_or_else(|| bad(&format!("key {key:?} not in the mapping")))?;
             keyed = Some(v);
         }
-        let mut flags = String::new();
-        while let Some(&f) = chars.peek() {
-            if "-+ #0".contains(f) {
-                flags.push(f);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let mut width = String::new();
-        while let Some(&d) = chars.peek() {
-            if d.is_ascii_digit() {
-                width.push(d);
-                chars.next();
-            } else {
-                break;
-            }
-        }
+        let flags = take_while(&mut chars, |f| "-+ #0".contains(*f));
+        let width = take_while(&mut chars, char::is_ascii_digit);
         let mut prec: Option<usize> = None;
         if chars.peek() == Some(&'.') {
             chars.next();
-            let mut p = String::new();
-            while let Some(&d) = chars.peek() {
-                if d.is_ascii_digit() {
-                    p.push(d);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
+            let p = take_while(&mut chars, char::is_ascii_digit);
             prec = Some(p.parse().map_err(|_| bad("bad precision"))?);
         }
         // length modifiers are accepted and ignored
@@ -182,4 +161,9 @@ pub(super) fn percent_format(fmt: &str, args: &Value, line: usize) -> Result<Str
         return Err(bad("not all arguments converted during string formatting"));
     }
     Ok(out)
+}
+
+/// Takes the leading characters of `chars` that satisfy `keep`.
+fn take_while(chars: &mut Peekable<Chars<'_>>, keep: impl Fn(&char) -> bool) -> String {
+    std::iter::from_fn(|| chars.next_if(&keep)).collect()
 }

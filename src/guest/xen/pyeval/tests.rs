@@ -56,6 +56,13 @@ fn percent_formatting() {
 }
 
 #[test]
+fn percent_flags_width_and_precision() {
+    let e = ev("s = '%.2s|%5.1f|%-4d|%+d|% 3s|' % ('abc', 3.14159, 7, 5, 'x')
+");
+    assert_eq!(e.get("s"), Some(&Value::Str("ab|  3.1|7   |+5|  x|".into())));
+}
+
+#[test]
 fn refusals_name_line_and_construct() {
     for (src, line, what) in [
         ("a = 1\nimport os\n", 2, "import"),
