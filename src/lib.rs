@@ -7,6 +7,8 @@
 //! ```
 
 pub mod guest;
+pub mod hex;
+pub mod tar;
 pub mod xapi;
 pub mod xva;
 

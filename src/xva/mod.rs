@@ -8,9 +8,11 @@
 //! ```
 //! Spec: `xva-format-and-xapi-import.md` (shared specs), summarised in `docs/formats/xva.md`.
 
+/// Size of a chunk: what xapi's exporter writes, and what its importer assumes for omitted ones.
+pub const CHUNK: u64 = 1 << 20;
+
 pub mod records;
 pub mod rpc_value;
-pub mod tar;
 pub mod writer;
 
 // Reading side: XML-RPC parsing, tar/XVA reading, validation, extraction.

@@ -28,10 +28,8 @@ use sha1::Digest as _;
 use super::rpc_parse::ocaml_int64_of_string;
 use super::validate::{Finding, Severity};
 
-pub use super::tar::BLOCK;
-
-/// Largest PAX or GNU long-name record read (they only carry a name or a few fields).
-pub const MAX_EXTENSION: u64 = 1 << 20;
+use crate::tar::{self, HeaderError, Mode};
+pub use crate::tar::{HeaderFormat, BLOCK, MAX_EXTENSION};
 
 /// Buffer size for streaming member data (one xapi chunk).
 pub const READ_CHUNK: usize = 1 << 20;
@@ -61,17 +59,6 @@ impl Compression {
             Compression::Zstd => "zstd",
         }
     }
-}
-
-/// The magic of a tar header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeaderFormat {
-    /// No magic (what xapi itself writes).
-    V7,
-    /// POSIX `ustar\0` `00`.
-    Ustar,
-    /// GNU `ustar ` ` \0`.
-    Gnu,
 }
 
 /// A tar extension met while reading one member's headers.
@@ -548,7 +535,9 @@ impl<R: Read> XvaReader<R> {
                     match h.typeflag {
                         b'x' => {
                             extensions.push(Extension::PaxLocal);
-                            for (k, v) in parse_pax(&data, offset)? {
+                            let records = tar::decode::pax_records(&data)
+                                .map_err(|d| TarError::BadExtension { offset, detail: d.to_string() })?;
+                            for (k, v) in records {
                                 match k.as_str() {
                                     "path" => pax_path = Some(v),
                                     "size" => {
@@ -564,8 +553,7 @@ impl<R: Read> XvaReader<R> {
                         b'g' => extensions.push(Extension::PaxGlobal),
                         _ => {
                             extensions.push(Extension::GnuLongName);
-                            let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
-                            long_name = Some(String::from_utf8_lossy(&data[..end]).into_owned());
+                            long_name = Some(tar::decode::long_name(&data));
                         }
                     }
                     continue;
@@ -615,107 +603,15 @@ impl<R: Read> XvaReader<R> {
 }
 
 fn pad_of(size: u64) -> u64 {
-    super::tar::padding(size) as u64
+    tar::padding(size) as u64
 }
 
-struct RawHeader {
-    name: String,
-    size: u64,
-    typeflag: u8,
-    format: HeaderFormat,
-    prefix_used: bool,
-}
-
-/// ocaml-tar's numeric field reading: NULs become spaces, trim, then octal (empty = 0).
-fn octal_field(field: &[u8], name: &'static str, offset: u64) -> Result<u64, TarError> {
-    if field.first().is_some_and(|&b| b & 0x80 != 0) {
-        return Err(TarError::BadNumber {
-            offset,
-            field: name,
-            raw: String::from_utf8_lossy(field).into_owned(),
-            base256: true,
-        });
-    }
-    let s: Vec<u8> = field.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
-    let t = s.trim_ascii();
-    let bad = || TarError::BadNumber {
-        offset,
-        field: name,
-        raw: String::from_utf8_lossy(field).into_owned(),
-        base256: false,
-    };
-    let mut v: u64 = 0;
-    for &c in t {
-        if !(b'0'..=b'7').contains(&c) {
-            return Err(bad());
-        }
-        v = v.checked_mul(8).and_then(|v| v.checked_add(u64::from(c - b'0'))).ok_or_else(bad)?;
-    }
-    Ok(v)
-}
-
-fn cstr(field: &[u8]) -> String {
-    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    String::from_utf8_lossy(&field[..end]).into_owned()
-}
-
-/// Parses and checks one 512-byte header block (`offset` is for messages).
-fn parse_header(b: &[u8; BLOCK], offset: u64) -> Result<RawHeader, TarError> {
-    // Byte layout (POSIX.1-1988 ustar; V7 uses the first 257 bytes):
-    //   0 name[100]  100 mode[8]  108 uid[8]  116 gid[8]  124 size[12]  136 mtime[12]
-    //   148 chksum[8]  156 typeflag  157 linkname[100]  257 magic[6]  263 version[2]
-    //   265 uname[32]  297 gname[32]  329 devmajor[8]  337 devminor[8]  345 prefix[155]
-    let computed: u64 =
-        b.iter().enumerate().map(|(i, &c)| if (148..156).contains(&i) { 32 } else { u64::from(c) }).sum();
-    let stored = octal_field(&b[148..156], "checksum", offset).ok();
-    if stored != Some(computed) {
-        return Err(TarError::BadChecksum { offset, stored, computed });
-    }
-    let size = octal_field(&b[124..136], "size", offset)?;
-    octal_field(&b[100..108], "mode", offset)?;
-    octal_field(&b[108..116], "uid", offset)?;
-    octal_field(&b[116..124], "gid", offset)?;
-    octal_field(&b[136..148], "mtime", offset)?;
-    let format = if &b[257..263] == b"ustar\0" {
-        HeaderFormat::Ustar
-    } else if &b[257..265] == b"ustar  \0" {
-        HeaderFormat::Gnu
-    } else {
-        HeaderFormat::V7
-    };
-    let mut name = cstr(&b[0..100]);
-    let mut prefix_used = false;
-    if format != HeaderFormat::V7 && b[345] != 0 && format == HeaderFormat::Ustar {
-        let prefix = cstr(&b[345..500]);
-        name = format!("{prefix}/{name}");
-        prefix_used = true;
-    }
-    Ok(RawHeader { name, size, typeflag: b[156], format, prefix_used })
-}
-
-/// PAX records: `"<len> <key>=<value>\n"`.
-fn parse_pax(data: &[u8], offset: u64) -> Result<Vec<(String, String)>, TarError> {
-    let bad = |detail: &str| TarError::BadExtension { offset, detail: detail.to_string() };
-    let mut out = Vec::new();
-    let mut rest = data;
-    while !rest.is_empty() {
-        let sp = rest.iter().position(|&c| c == b' ').ok_or_else(|| bad("PAX record without a length"))?;
-        let len: usize = std::str::from_utf8(&rest[..sp])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("PAX record length is not a number"))?;
-        if len <= sp + 1 || len > rest.len() || rest[len - 1] != b'\n' {
-            return Err(bad("PAX record length does not match its content"));
-        }
-        let rec = &rest[sp + 1..len - 1];
-        let eq = rec.iter().position(|&c| c == b'=').ok_or_else(|| bad("PAX record without '='"))?;
-        out.push((
-            String::from_utf8_lossy(&rec[..eq]).into_owned(),
-            String::from_utf8_lossy(&rec[eq + 1..]).into_owned(),
-        ));
-        rest = &rest[len..];
-    }
-    Ok(out)
+/// Decodes one header block by xapi's rules; errors carry the header's stream offset.
+fn parse_header(b: &[u8; BLOCK], offset: u64) -> Result<tar::RawHeader, TarError> {
+    tar::decode(b, Mode::Strict).map_err(|e| match e {
+        HeaderError::BadChecksum { stored, computed } => TarError::BadChecksum { offset, stored, computed },
+        HeaderError::BadNumber { field, raw, base256 } => TarError::BadNumber { offset, field, raw, base256 },
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -835,9 +731,6 @@ impl std::error::Error for LoopError {
         }
     }
 }
-
-/// The standard chunk size (what xapi's exporter writes).
-pub const CHUNK: u64 = 1 << 20;
 
 /// Largest checksum member body read (real ones are 16 or 40 bytes).
 const MAX_CHECKSUM_BODY: u64 = 4096;
@@ -986,7 +879,7 @@ pub fn import_loop<R: Read>(
                         here,
                         "the first chunk of the import is empty, so F = 0: xapi will count every omitted chunk as 0 bytes",
                     ));
-                } else if fl < CHUNK && vdi.virtual_size > fl {
+                } else if fl < super::CHUNK && vdi.virtual_size > fl {
                     findings.push(Finding::new(
                         Severity::Warning,
                         26,
@@ -1192,7 +1085,7 @@ pub fn import_loop<R: Read>(
                     Err(e) => stop!(tar_finding(&e, Some(&ck.name))),
                 };
                 let expected = match kind {
-                    Ck::Sha1 => super::writer::hex_lower(&sha1.finalize()),
+                    Ck::Sha1 => crate::hex::lower(&sha1.finalize()),
                     Ck::Xx => format!("{:016X}", xx.digest()),
                 };
                 if body != expected.as_bytes() {
@@ -1387,7 +1280,7 @@ mod tests {
     #[test]
     fn reads_the_lead_writers_headers() {
         let mut t = Vec::new();
-        crate::xva::tar::write_member(&mut t, "ova.xml", b"abc").unwrap();
+        crate::tar::write_member(&mut t, "ova.xml", b"abc").unwrap();
         let (m, _) = members(&t).unwrap();
         assert_eq!(m[0].name, "ova.xml");
         assert_eq!(m[0].size, 3);

@@ -1,6 +1,15 @@
-//! The tar layer of an XVA, as written: plain POSIX ustar headers, nothing else.
+//! Tar headers, written and read. A leaf: it imports nothing from the crate, so the XVA code
+//! (`crate::xva`) and the OVA reader (`crate::guest::ova`) share it.
 //!
-//! xapi's reader (ocaml-tar) checks each header's checksum and reads sizes as 12-byte octal; it
+//! ```text
+//!   header() / write_member()  ── the one writer: plain ustar, what every XVA member gets
+//!   decode::decode(block, Mode) ── the one reader of a 512-byte header block:
+//!        Mode::Strict   xapi's ocaml-tar rules (octal only, every numeric field checked)
+//!        Mode::Lenient  what `tar` writes for OVAs (GNU base-256 sizes, any `ustar` magic)
+//!   decode::pax_records / pax_path / long_name ── the bodies of PAX `x` and GNU `L` headers
+//! ```
+//!
+//! The written XVA layer: xapi's reader (ocaml-tar) checks each header's checksum and reads sizes as 12-byte octal; it
 //! needs no directory entries and must not see any (a `Ref:1/` entry would be taken for a
 //! chunk). We emit typeflag `0`, mode 0644, uid/gid 0, empty user and group names, mtime 0, no
 //! PAX or GNU extension records and never the `prefix` field (`xva-format-and-xapi-import.md`
@@ -63,6 +72,13 @@ pub fn padding(size: u64) -> usize {
 pub fn member_len(size: u64) -> u64 {
     BLOCK as u64 + size + padding(size) as u64
 }
+
+/// Largest PAX or GNU long-name record read (they only carry a name or a few fields).
+pub const MAX_EXTENSION: u64 = 1 << 20;
+
+pub mod decode;
+
+pub use decode::{decode, HeaderError, HeaderFormat, Mode, RawHeader};
 
 /// The end-of-archive marker: two zero blocks.
 pub const END: [u8; 2 * BLOCK] = [0u8; 2 * BLOCK];
