@@ -2,7 +2,7 @@
 //! validating it the way xapi's importer does.
 //!
 //! ```text
-//!   VmSpec ──records──► ova.xml (rpc_value) ─┐
+//!   VmSpec ──records──► ova.xml (xmlrpc::Value) ─┐
 //!   disks (BlockReader) ──writer──► chunks ──┴─► tar stream ─► file / HTTP body
 //!   tar stream ──reader──► members ──validate──► violations, disk digests, extract
 //! ```
@@ -12,10 +12,8 @@
 pub const CHUNK: u64 = 1 << 20;
 
 pub mod records;
-pub mod rpc_value;
 pub mod writer;
 
-// Reading side: XML-RPC parsing, tar/XVA reading, validation, extraction.
+// Reading side: tar/XVA reading, validation, extraction (ova.xml is parsed by crate::xmlrpc).
 pub mod reader;
-pub mod rpc_parse;
 pub mod validate;

@@ -25,8 +25,8 @@ use std::rc::Rc;
 
 use sha1::Digest as _;
 
-use super::rpc_parse::ocaml_int64_of_string;
 use super::validate::{Finding, Severity};
+use crate::xmlrpc::parse::ocaml_int64_of_string;
 
 use crate::tar::{self, HeaderError, Mode};
 pub use crate::tar::{HeaderFormat, BLOCK, MAX_EXTENSION};

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!   input ─► XvaReader (rule 1, 2, 4) ─► first member ova.xml (3)
-//!         ─► rpc_parse (7, 11, 13) ─► header checks (8–22) ─► streamed VDIs in read order (18)
+//!         ─► xmlrpc::parse (7, 11, 13) ─► header checks (8–22) ─► streamed VDIs in read order (18)
 //!         ─► reader::import_loop (5, 23–27, 29) ─► trailing members, end of archive (5, 6, 9)
 //! ```
 //!
@@ -24,8 +24,8 @@ use super::reader::{
     import_loop, member_findings, tar_finding, Compression, DiskRange, End, ImportVisitor, LoopError, StreamedVdi,
     XvaReader,
 };
-use super::rpc_parse::{self, ocaml_float_of_string, ocaml_int64_of_string, NoteKind};
-use super::rpc_value::Value;
+use crate::xmlrpc::parse::{self as rpc_parse, ocaml_float_of_string, ocaml_int64_of_string, NoteKind};
+use crate::xmlrpc::Value;
 
 /// Largest `ova.xml` read (real ones are tens of KiB).
 pub const MAX_OVA_XML: u64 = 64 << 20;
