@@ -1,5 +1,5 @@
 //! Tar headers, written and read. A leaf: it imports nothing from the crate, so the XVA code
-//! (`crate::xva`) and the OVA reader (`crate::guest::ova`) share it.
+//! (`xva::writer`, `xva::reader`) and the OVA reader (`guest::ova`) share it.
 //!
 //! ```text
 //!   header() / write_member()  ── the one writer: plain ustar, what every XVA member gets
