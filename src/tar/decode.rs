@@ -16,7 +16,10 @@
 
 use std::fmt;
 
-use super::BLOCK;
+use super::write::BLOCK;
+
+/// Largest PAX or GNU long-name record read (they only carry a name or a few fields).
+pub const MAX_EXTENSION: u64 = 1 << 20;
 
 /// How much of the format to accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,7 +228,7 @@ mod tests {
 
     #[test]
     fn both_modes_read_the_writers_headers() {
-        let h = super::super::header("Ref:1/00000000", 1 << 20).unwrap();
+        let h = super::super::write::header("Ref:1/00000000", 1 << 20).unwrap();
         for mode in [Mode::Strict, Mode::Lenient] {
             let r = decode(&h, mode).unwrap();
             assert_eq!(r.name, "Ref:1/00000000");
@@ -236,7 +239,7 @@ mod tests {
 
     #[test]
     fn base256_sizes_only_when_lenient() {
-        let mut h = super::super::header("disk.vmdk", 0).unwrap();
+        let mut h = super::super::write::header("disk.vmdk", 0).unwrap();
         h[124..136].fill(0);
         h[124] = 0x80;
         h[128..136].copy_from_slice(&(9u64 << 30).to_be_bytes());
@@ -247,7 +250,7 @@ mod tests {
 
     #[test]
     fn gnu_prefix_counts_only_when_lenient() {
-        let mut h = super::super::header("b", 0).unwrap();
+        let mut h = super::super::write::header("b", 0).unwrap();
         h[257..265].copy_from_slice(b"ustar  \0");
         h[345] = b'a';
         let h = with_checksum(h);
@@ -258,12 +261,12 @@ mod tests {
 
     #[test]
     fn strict_checks_every_numeric_field() {
-        let mut h = super::super::header("a", 0).unwrap();
+        let mut h = super::super::write::header("a", 0).unwrap();
         h[136..148].copy_from_slice(b"0000000000x\0");
         let h = with_checksum(h);
         assert!(decode(&h, Mode::Lenient).is_ok());
         assert!(matches!(decode(&h, Mode::Strict), Err(HeaderError::BadNumber { field: "mtime", .. })));
-        let mut h = super::super::header("a", 0).unwrap();
+        let mut h = super::super::write::header("a", 0).unwrap();
         h[100..108].copy_from_slice(b"000064x\0");
         let h = with_checksum(h);
         assert!(decode(&h, Mode::Lenient).is_ok());

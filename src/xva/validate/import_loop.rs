@@ -14,7 +14,7 @@ use std::io::{self, Read};
 
 use sha1::Digest as _;
 
-use super::{Finding, Severity};
+use super::finding::{Finding, Severity};
 use crate::xmlrpc::parse::ocaml_int64_of_string;
 use crate::xva::reader::{
     DiskRange, Extension, ImportVisitor, IoSide, Member, StreamedVdi, TarError, XvaReader, READ_CHUNK,

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::{Finding, Severity};
+use super::finding::{Finding, Severity};
 use crate::xmlrpc::parse::{self as rpc_parse, ocaml_float_of_string, ocaml_int64_of_string, NoteKind};
 use crate::xmlrpc::Value;
 
