@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!   VmSpec ──records──► ova.xml (xmlrpc::Value) ─┐
-//!   disks (BlockReader) ──writer──► chunks ──┴─► tar stream ─► file / HTTP body
+//!   disks (BlockReader) ──writer──► chunks ──────┴─► tar stream ─► file / HTTP body
 //!   tar stream ──reader──► members ──validate──► violations, disk digests, extract
 //! ```
 //! Spec: `xva-format-and-xapi-import.md` (shared specs), summarised in `docs/formats/xva.md`.
