@@ -60,7 +60,7 @@ pub enum ParseErrorKind {
     BadInt(String),
     /// `<double>` body not accepted by OCaml's `float_of_string`.
     BadDouble(String),
-    /// `<nil/>` or `<base64>`: valid XML-RPC without a [`Value`] variant.
+    /// `<nil/>` or `<base64>`: valid XML-RPC without a [`Value`](super::value::Value) variant.
     UnsupportedType(String),
 }
 

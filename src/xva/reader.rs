@@ -14,7 +14,7 @@
 //! returned as an ordinary member (ocaml-tar does not know it), one zero block skipped and two
 //! in a row ending the archive. It records every extension it meets so that the validator can
 //! warn about them. Member data is streamed: nothing larger than one read buffer is held.
-//! Header blocks are decoded by the one tar decoder, [`crate::tar::decode`] in strict mode.
+//! Header blocks are decoded by the one tar decoder, [`crate::tar::decode()`] in strict mode.
 
 use std::cell::Cell;
 use std::fmt;
