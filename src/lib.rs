@@ -7,7 +7,10 @@
 //! ```
 
 pub mod guest;
+pub mod hex;
+pub mod tar;
 pub mod xapi;
+pub mod xmlrpc;
 pub mod xva;
 
 pub use xva_backends as backends;

@@ -483,7 +483,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                     "bytes_read": d.bytes_read,
                     "chunks_written": d.chunks_written,
                     "chunks_skipped": d.chunks_skipped,
-                    "sha256": d.sha256.map(|h| writer::hex_lower(&h)),
+                    "sha256": d.sha256.map(|h| xva::hex::lower(&h)),
                 })
             })
             .collect();
@@ -593,8 +593,8 @@ fn verify_written(path: &Path, summary: &writer::WriteSummary) -> anyhow::Result
                 format!(
                     "--verify: disk {} differs: source SHA-256 {}, XVA SHA-256 {}",
                     written.id,
-                    writer::hex_lower(&want),
-                    writer::hex_lower(&got)
+                    xva::hex::lower(&want),
+                    xva::hex::lower(&got)
                 ),
             ));
         }

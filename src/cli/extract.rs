@@ -19,7 +19,7 @@ use xva::xva::validate::{self, VerifyOptions};
 
 use super::exit::{coded, Exit};
 use super::output::sanitize;
-use super::verify::{finding_line, hex, verify_error};
+use super::verify::{finding_line, verify_error};
 
 /// Write a disk of an XVA file out as a sparse raw image.
 #[derive(ClapArgs, Debug)]
@@ -166,7 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         "wrote {} ({} bytes, sha256 {}){}",
         sanitize(&out.display().to_string()),
         disk.virtual_size,
-        disk.sha256.map(|s| hex(&s)).unwrap_or_default(),
+        disk.sha256.map(|s| xva::hex::lower(&s)).unwrap_or_default(),
         if report.corruptions().next().is_some() {
             "; note: the C findings above mean xapi would import a damaged disk, and so is this one"
         } else {
