@@ -7,6 +7,8 @@
 //! ```
 
 pub mod guest;
+pub mod plan;
+pub mod vm;
 pub mod xapi;
 pub mod xva;
 

@@ -17,7 +17,6 @@ pub mod osmap;
 pub mod ova;
 pub mod ovf;
 pub mod pyeval;
-pub mod spec;
 pub mod sxp;
 pub mod vmx;
 pub mod xen;
