@@ -1,5 +1,6 @@
-//! Vocabulary shared by the source model ([`crate::guest`]) and the XVA records
-//! ([`crate::xva::records`]): a leaf module, so that neither of the two imports the other.
+//! Vocabulary shared by the source model (`guest`) and the XVA records (`xva::records`): a
+//! leaf module that imports nothing of this crate, so that neither of the two has to import
+//! the other.
 
 use std::fmt;
 use std::str::FromStr;

@@ -390,3 +390,69 @@ pub fn describe_source(d: &guest::Disk) -> String {
         guest::DiskSource::Script { script, target } => format!("{script}:{target}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk(dir: &Path, name: &str, size: u64) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::File::create(&p).unwrap().set_len(size).unwrap();
+        p
+    }
+
+    #[test]
+    fn bare_disks_make_a_guest_with_xva_py_defaults() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = vec![disk(d.path(), "web01.img", 1 << 20), disk(d.path(), "data.img", 2 << 20)];
+        let plan = prepare(Source::Disks(paths), &Overrides::default(), &OpenOptions::default(), &Quiet).unwrap();
+        assert_eq!(plan.guest.source_kind, guest::SourceKind::Disks);
+        assert!(plan.notes().is_empty());
+        let vm = &plan.vm;
+        assert_eq!(vm.name, "web01");
+        assert_eq!(vm.memory, Memory::fixed(256 << 20));
+        assert_eq!((vm.vcpus_max, vm.vcpus_at_startup), (1, 1));
+        assert_eq!(vm.boot, Boot::hvm_bios());
+        assert_eq!(vm.platform, records::Platform::default());
+        let disks: Vec<_> =
+            vm.disks.iter().map(|d| (d.name.as_str(), d.virtual_size, d.userdevice, d.bootable)).collect();
+        assert_eq!(disks, [("web01 disk 0", 1 << 20, 0, true), ("web01 disk 1", 2 << 20, 1, false)]);
+        assert!(!vm.cdrom);
+        assert_eq!(vm.vifs.len(), 1);
+        assert_eq!((vm.vifs[0].network.as_str(), vm.vifs[0].mac.as_ref()), (records::DEFAULT_NETWORK, None));
+        assert_eq!(plan.ids, [records::vdi_id(0), records::vdi_id(1)]);
+        assert_eq!(plan.total_size(), 3 << 20);
+        assert!(plan.xml.contains("web01"));
+    }
+
+    #[test]
+    fn overrides_apply_and_are_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = vec![disk(d.path(), "a.img", 1 << 20)];
+        let ov = Overrides {
+            pv: true,
+            pv_args: Some("console=hvc0".into()),
+            name: Some("b".into()),
+            vcpus: Some(2),
+            cdrom: true,
+            vifs: Some(vec![]),
+            ..Overrides::default()
+        };
+        let plan = prepare(Source::Disks(paths.clone()), &ov, &OpenOptions::default(), &Quiet).unwrap();
+        assert_eq!(plan.vm.boot, Boot::pv_pygrub("console=hvc0"));
+        assert_eq!((plan.vm.name.as_str(), plan.vm.vcpus_max), ("b", 2));
+        assert!(plan.vm.cdrom && plan.vm.vifs.is_empty());
+        let refuse = |ov: Overrides| {
+            let e = prepare(Source::Disks(paths.clone()), &ov, &OpenOptions::default(), &Quiet).err().unwrap();
+            assert_eq!(e.kind, ErrorKind::Usage, "{e}");
+            e.to_string()
+        };
+        assert!(refuse(Overrides { secure_boot: true, ..Overrides::default() }).contains("--firmware uefi"));
+        assert!(refuse(Overrides { memory_mib: Some(0), ..Overrides::default() }).contains("--memory 0"));
+        let e = prepare(Source::Disks(vec![d.path().join("missing.img")]), &ov, &OpenOptions::default(), &Quiet)
+            .err()
+            .unwrap();
+        assert_eq!(e.kind, ErrorKind::Input);
+        assert!(e.to_string().starts_with("cannot open disk "), "{e}");
+    }
+}
