@@ -1,8 +1,6 @@
 //! The plan layer's error: a message, what kind of failure it is (the command line maps the
 //! kind to an exit code), and the error that caused it.
 
-use std::fmt;
-
 /// What failed, as far as the user is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -25,13 +23,15 @@ pub enum ErrorKind {
 }
 
 /// A plan-layer error: `message` (which may be context only), `kind`, and the cause.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct Error {
     /// What failed.
     pub kind: ErrorKind,
     /// What to tell the user (the causes follow it, `: `-separated).
     pub message: String,
     /// The error underneath, if any.
+    #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -70,17 +70,5 @@ impl Error {
 
     pub(crate) fn host(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Host, message)
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
