@@ -157,7 +157,7 @@ pub fn run(
             path_map: req.path_map,
         },
     };
-    let kernel = upload::kernel_files(plan, &opts, report)?;
+    let kernel = upload::kernel_files(plan, &opts.kernel, report)?;
     let password = password(up)?;
     match upload::upload(plan, &opts, kernel, password, write, report)? {
         Outcome::Imported(done) => finish(req.json, &plan.vm.name, &done),

@@ -30,10 +30,7 @@ use crate::xva::writer::{self, WriteError, WriteOptions};
 
 use super::{Error, ErrorKind, Events, Plan, Result};
 
-pub use kernel::{kernel_files, KernelFiles, KernelOptions, PlacedKernel};
-
-/// Environment variable holding the password (never passed on to ssh/scp).
-pub const PASSWORD_ENV: &str = "XVA_PASSWORD";
+pub use kernel::{kernel_files, KernelFiles, KernelOptions, PlacedKernel, PASSWORD_ENV};
 
 /// Where and how to import.
 #[derive(Clone, Debug)]
@@ -106,7 +103,7 @@ enum Attempt {
 }
 
 /// Streams `plan` into the host: logs in (`password` is dropped once it has), finds the SR and
-/// network, places a direct kernel (`kernel`, from [`kernel_files`]), imports with retries,
+/// network, places a direct kernel (`kernel`, from [`kernel_files`] of `opts.kernel`), imports with retries,
 /// starts the VM if asked. `write.cancel` stops it at any point, with cleanup.
 pub fn upload(
     plan: &Plan,
@@ -154,7 +151,7 @@ pub fn upload(
 
     // Before the first byte is streamed: the record must name where the kernel will be.
     let placed = match &kernel {
-        Some(files) => Some(kernel::place(opts, &session, files, &mut vm, write.cancel, events)?),
+        Some(files) => Some(kernel::place(&opts.kernel, &opts.user, &session, files, &mut vm, write.cancel, events)?),
         None => None,
     };
     let stream = Stream { plan, opts, session: &session, sr: &sr, write, events };

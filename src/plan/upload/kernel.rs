@@ -12,7 +12,10 @@ use crate::xapi::kernel::{self, is_safe_remote_path, Remote};
 use crate::xapi::session::Session;
 use crate::xva::records::{Boot, VmSpec};
 
-use super::{Error, ErrorKind, Events, Plan, Result, UploadOptions, PASSWORD_ENV};
+use crate::plan::{Error, ErrorKind, Events, Plan, Result};
+
+/// Environment variable holding the password: never passed on to ssh/scp.
+pub const PASSWORD_ENV: &str = "XVA_PASSWORD";
 
 /// What to do with a direct kernel.
 #[derive(Clone, Debug, Default)]
@@ -69,8 +72,7 @@ pub(super) struct Placed {
 /// disks: the longest `--path-map` prefix, else the path itself when absolute, else relative to
 /// the config's directory. `None` for every other guest. With [`KernelOptions::upload`] the
 /// files must be readable; [`KernelOptions::dir`] is checked here too (before any connection).
-pub fn kernel_files(plan: &Plan, opts: &UploadOptions, events: &dyn Events) -> Result<Option<KernelFiles>> {
-    let ko = &opts.kernel;
+pub fn kernel_files(plan: &Plan, ko: &KernelOptions, events: &dyn Events) -> Result<Option<KernelFiles>> {
     if let Some(d) = &ko.dir {
         if !is_safe_remote_path(d.trim_end_matches('/')) {
             return Err(Error::usage(format!(
@@ -131,7 +133,8 @@ pub fn kernel_files(plan: &Plan, opts: &UploadOptions, events: &dyn Events) -> R
 /// Decides the host directory, points `PV_kernel`/`PV_ramdisk` at it, and copies the files
 /// ([`KernelOptions::upload`]) or tells the user the commands that do.
 pub(super) fn place(
-    opts: &UploadOptions,
+    ko: &KernelOptions,
+    user: &str,
     session: &Session,
     files: &KernelFiles,
     vm: &mut VmSpec,
@@ -139,7 +142,6 @@ pub(super) fn place(
     events: &dyn Events,
 ) -> Result<Placed> {
     let files = &files.0;
-    let ko = &opts.kernel;
     let version = match session.xapi_version() {
         Ok(v) => v,
         Err(e) => {
@@ -177,7 +179,7 @@ pub(super) fn place(
         }
     }
     let remote = Remote {
-        user: ko.ssh_user.clone().unwrap_or_else(|| opts.user.clone()),
+        user: ko.ssh_user.clone().unwrap_or_else(|| user.to_string()),
         host: session.endpoint().host.clone(),
         scrub_env: vec![PASSWORD_ENV.to_string()],
     };
