@@ -7,10 +7,10 @@ pub mod info;
 pub mod inspect;
 pub mod map;
 pub mod open;
-pub mod outfile;
 pub mod output;
 pub mod progress;
 pub mod signals;
+pub mod source;
 pub mod upload;
 pub mod verify;
 

@@ -161,6 +161,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Guest> {
         }
         SourceKind::Ovf => ovf::parse(&text()?),
         SourceKind::Ova => return load_ova(path, opts),
+        SourceKind::Disks => return Err(GuestError::unsupported("bare disks are not a guest definition")),
     }
     .map_err(|e| e.in_file(path))?;
     if g.name.is_empty() {

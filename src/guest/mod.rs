@@ -16,7 +16,6 @@ pub mod model;
 pub mod osmap;
 pub mod ova;
 pub mod ovf;
-pub mod spec;
 pub mod vmx;
 pub mod xen;
 

@@ -56,23 +56,8 @@ impl Boot {
     }
 }
 
-/// HVM firmware.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Firmware {
-    /// Legacy BIOS.
-    Bios,
-    /// UEFI (XenServer 8 / XCP-ng 8.2 and later).
-    Uefi,
-}
-
-impl Firmware {
-    fn as_str(self) -> &'static str {
-        match self {
-            Firmware::Bios => "bios",
-            Firmware::Uefi => "uefi",
-        }
-    }
-}
+/// HVM firmware: shared with the guest model (see [`crate::vm`]).
+pub use crate::vm::Firmware;
 
 /// Platform flags (`VM.platform`).
 #[derive(Clone, Debug, PartialEq, Eq)]
