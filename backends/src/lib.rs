@@ -10,16 +10,21 @@
 //!   ByteSource (source.rs)                   file, block device, window of a file, memory
 //! ```
 //!
-//! Formats are listed, in probe order, in [`probe::FORMATS`]. Files an image names (backing
-//! files, extents, parents) are opened only through [`policy::OpenPolicy`].
+//! Formats are listed, in probe order, in [`probe::FORMATS`] (the registry's vocabulary is in
+//! [`format`]). Files an image names (backing files, extents, parents) are opened only through
+//! [`policy::OpenPolicy`]; parents are found and checked by [`parent`].
 //!
 //! Every reader is `Send + Sync` and reads with positional `&self` calls, so one reader can be
 //! shared by several threads.
 
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod chain;
 pub mod error;
+pub mod format;
+pub mod le;
+pub mod parent;
 pub mod policy;
 pub mod probe;
 pub mod raw;
@@ -33,7 +38,9 @@ pub mod testutil;
 
 pub use chain::Mapping;
 pub use error::{Error, ErrorKind, Result};
+pub use format::{Confidence, Format, ProbeInput};
+pub use parent::{LayerId, ParentRef};
 pub use policy::{OpenCtx, OpenPolicy};
-pub use probe::{open, Confidence, Format, OpenOptions, FORMATS};
+pub use probe::{open, OpenOptions, FORMATS};
 pub use reader::{Allocation, BlockReader, Extent};
-pub use source::{ByteSource, FileSource, MemSource, Window};
+pub use source::{ByteSource, Concat, FileSource, MemSource, Window};

@@ -3,17 +3,16 @@
 //! A format describes **its own layer only**: how large the virtual disk is, what each byte
 //! range of this layer holds ([`BlockReader::block_status`]), and how to decode the ranges it
 //! holds data for ([`BlockReader::read_layer`]). Parent chains are resolved once, generically, in
-//! [`crate::chain`]; consumers use the resolving methods on `dyn BlockReader`
+//! [`crate::chain`], which also holds the resolving methods consumers use on `dyn BlockReader`
 //! ([`read_exact_at`](trait.BlockReader.html#method.read_exact_at),
 //! [`extents`](trait.BlockReader.html#method.extents)).
 
 use std::fmt;
-use std::ops::Range;
 use std::path::Path;
 
-use crate::chain::{self, Extents};
 use crate::error::Result;
-use crate::probe::Format;
+use crate::format::Format;
+use crate::parent::LayerId;
 
 /// What one layer says about a byte range (QEMU's block status, imago's shallow mapping).
 #[non_exhaustive]
@@ -67,48 +66,21 @@ pub trait BlockReader: Send + Sync + fmt::Debug {
         None
     }
 
+    /// What identifies this layer to a child that names it as its parent (a VMDK's `CID`, a
+    /// VHD's unique id and time stamp, a VHDX's DataWriteGuid); `None` when the format has none.
+    fn identity(&self) -> Option<LayerId> {
+        None
+    }
+
+    /// What this layer expects of its parent's [`identity`](BlockReader::identity) (a VMDK's
+    /// `parentCID`); checked when the chain is opened, see [`crate::parent::check_link`].
+    fn expected_parent(&self) -> Option<LayerId> {
+        None
+    }
+
     /// Format-specific facts for `xva info` (subformat, cluster size, CID, adapter type, ...).
     fn details(&self) -> Vec<(String, String)> {
         Vec::new()
-    }
-}
-
-impl dyn BlockReader + '_ {
-    /// Reads virtual-disk bytes, resolving unallocated ranges through the parent chain.
-    /// Fills `buf` completely or fails; a read past the virtual size is an error.
-    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        chain::read_resolved(self, buf, offset)
-    }
-
-    /// Coalesced, fully resolved extents over `range` (clamped to the virtual size).
-    pub fn extents(&self, range: Range<u64>) -> Extents<'_> {
-        Extents::new(self, range)
-    }
-
-    /// The layers of the chain, this one first.
-    pub fn layers(&self) -> Vec<&dyn BlockReader> {
-        let mut out = vec![self];
-        let mut cur: &dyn BlockReader = self;
-        while let Some(p) = cur.parent() {
-            out.push(p);
-            cur = p;
-        }
-        out
-    }
-
-    /// Bytes this layer alone holds as data (not zero, not unallocated).
-    pub fn layer_data_bytes(&self) -> Result<u64> {
-        let size = self.virtual_size();
-        let mut off = 0;
-        let mut total = 0u64;
-        while off < size {
-            let ext = chain::checked_status(self, off, size - off)?;
-            if ext.alloc == Allocation::Data {
-                total += ext.len;
-            }
-            off += ext.len;
-        }
-        Ok(total)
     }
 }
 

@@ -405,7 +405,10 @@ mod qemu {
         assert!(s.contains("CID") && s.contains("0badc0de"), "{s}");
         assert!(s.contains("d.vmdk") && s.contains("b.vmdk"), "{s}");
         assert!(s.contains("--ignore-cid"), "{s}");
-        let opts = OpenOptions { policy: OpenPolicy { ignore_cid: true, ..Default::default() }, ..Default::default() };
+        let opts = OpenOptions {
+            policy: OpenPolicy { ignore_parent_mismatch: true, ..Default::default() },
+            ..Default::default()
+        };
         assert!(open(&d, &opts).is_ok());
     }
 
