@@ -119,7 +119,7 @@ pub fn candidates(name: &str) -> Vec<String> {
 /// Decodes a UTF-16LE name (a VHD or VHDX parent locator), up to the first NUL; errors (naming
 /// `what`) on an odd length or an unpaired surrogate.
 pub fn decode_utf16le(bytes: &[u8], what: &str) -> Result<String> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(Error::corrupt(format!("{what}: UTF-16 text of odd length {}", bytes.len())));
     }
     let units = bytes.chunks_exact(2).map(|c| crate::le::u16(c, 0)).take_while(|&u| u != 0);

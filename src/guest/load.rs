@@ -435,37 +435,6 @@ fn load_ova(path: &Path, opts: &LoadOptions) -> Result<Guest> {
     Ok(g)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_maps_and_escapes() {
-        let maps = vec![
-            (PathBuf::from("/vmfs/volumes"), PathBuf::from("/mnt/a")),
-            (PathBuf::from("/vmfs/volumes/ds1"), PathBuf::from("/mnt/b")),
-        ];
-        assert_eq!(map_path(Path::new("/vmfs/volumes/ds1/x.vmdk"), &maps), (PathBuf::from("/mnt/b/x.vmdk"), true));
-        assert_eq!(map_path(Path::new("/vmfs/volumes/ds2/x.vmdk"), &maps), (PathBuf::from("/mnt/a/ds2/x.vmdk"), true));
-        assert!(!map_path(Path::new("/vmfs/volumesX/y"), &maps).1);
-        assert!(escapes(Path::new("../x")));
-        assert!(escapes(Path::new("a/../../x")));
-        assert!(!escapes(Path::new("a/../x")));
-    }
-
-    #[test]
-    fn detection() {
-        let p = Path::new("cfg");
-        assert_eq!(detect(b"name = 'x'\nmemory = 512\n", p), Some(SourceKind::Xl));
-        assert_eq!(detect(b"name = 'VM%d' % 1\n", p), Some(SourceKind::Xm));
-        assert_eq!(detect(b"# c\n(domain (name x))", p), Some(SourceKind::Sxp));
-        assert_eq!(detect(b".encoding = \"UTF-8\"\nconfig.version = \"8\"\n", p), Some(SourceKind::Vmx));
-        assert_eq!(detect(b"<?xml version='1.0'?><Envelope/>", p), Some(SourceKind::Ovf));
-        assert_eq!(detect(&ova::build_tar(&[("a.ovf", b"x")]), p), Some(SourceKind::Ova));
-        assert_eq!(detect(b"", p), None);
-    }
-}
-
 /// Opens disk `d` of a loaded guest with `opts`: a file or block device through
 /// `xva_backends::open`, or an OVA member as a [`xva_backends::Window`] of the OVA file (read in
 /// place, probed like any image). A block-script device cannot be opened.
@@ -532,5 +501,36 @@ impl Guest {
                 format!("{} disk(s) cannot be opened:\n  {}", errors.len(), errors.join("\n  ")),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_maps_and_escapes() {
+        let maps = vec![
+            (PathBuf::from("/vmfs/volumes"), PathBuf::from("/mnt/a")),
+            (PathBuf::from("/vmfs/volumes/ds1"), PathBuf::from("/mnt/b")),
+        ];
+        assert_eq!(map_path(Path::new("/vmfs/volumes/ds1/x.vmdk"), &maps), (PathBuf::from("/mnt/b/x.vmdk"), true));
+        assert_eq!(map_path(Path::new("/vmfs/volumes/ds2/x.vmdk"), &maps), (PathBuf::from("/mnt/a/ds2/x.vmdk"), true));
+        assert!(!map_path(Path::new("/vmfs/volumesX/y"), &maps).1);
+        assert!(escapes(Path::new("../x")));
+        assert!(escapes(Path::new("a/../../x")));
+        assert!(!escapes(Path::new("a/../x")));
+    }
+
+    #[test]
+    fn detection() {
+        let p = Path::new("cfg");
+        assert_eq!(detect(b"name = 'x'\nmemory = 512\n", p), Some(SourceKind::Xl));
+        assert_eq!(detect(b"name = 'VM%d' % 1\n", p), Some(SourceKind::Xm));
+        assert_eq!(detect(b"# c\n(domain (name x))", p), Some(SourceKind::Sxp));
+        assert_eq!(detect(b".encoding = \"UTF-8\"\nconfig.version = \"8\"\n", p), Some(SourceKind::Vmx));
+        assert_eq!(detect(b"<?xml version='1.0'?><Envelope/>", p), Some(SourceKind::Ovf));
+        assert_eq!(detect(&ova::build_tar(&[("a.ovf", b"x")]), p), Some(SourceKind::Ova));
+        assert_eq!(detect(b"", p), None);
     }
 }
