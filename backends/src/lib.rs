@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Formats are listed, in probe order, in [`FORMATS`] (the registry's vocabulary is in
-//! [`format`]). Files an image names (backing files, extents, parents) are opened only through
+//! [`format`](mod@format)). Files an image names (backing files, extents, parents) are opened only through
 //! [`policy::OpenPolicy`]; parents are found and checked by [`parent`].
 //!
 //! Every reader is `Send + Sync` and reads with positional `&self` calls, so one reader can be
@@ -52,8 +52,8 @@ pub mod testutil;
 pub use chain::Mapping;
 pub use error::{Error, ErrorKind, Result};
 pub use format::{Confidence, Format, ProbeInput};
-pub use parent::{LayerId, ParentRef};
+pub use parent::ParentRef;
 pub use policy::{OpenCtx, OpenPolicy};
 pub use probe::{open, OpenOptions};
-pub use reader::{Allocation, BlockReader, Extent};
+pub use reader::{Allocation, BlockReader, Extent, LayerId};
 pub use source::{ByteSource, Concat, FileSource, MemSource, Window};

@@ -17,7 +17,6 @@
 //! `C:\vms\base.vhd`, `..\base.vmdk`; [`candidates`] turns them into names the open policy can
 //! judge, and [`decode_utf16le`] reads the UTF-16 names of VHD/VHDX parent locators.
 
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,59 +25,8 @@ use crate::format::Format;
 use crate::policy::{OpenCtx, OpenPolicy};
 use crate::probe::open_source;
 use crate::reader::BlockReader;
+pub use crate::reader::LayerId;
 use crate::source::{ByteSource, FileSource};
-
-/// What identifies a layer to the children that name it as their parent. A child stores the
-/// value it expects; [`check_link`] compares it with what the parent says of itself.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LayerId {
-    /// VMDK: the descriptor's content id `CID`; a child stores it as `parentCID`.
-    VmdkCid(u32),
-    /// VHD: the footer's unique id and time stamp; a differencing child stores them as its
-    /// header's parent unique id and parent time stamp.
-    Vhd {
-        /// Footer unique id (16 bytes, as stored).
-        unique_id: [u8; 16],
-        /// Footer time stamp (seconds since 2000-01-01 UTC).
-        timestamp: u32,
-    },
-    /// VHDX: the header's DataWriteGuid; a child's parent locator stores it as
-    /// `parent_linkage`.
-    VhdxDataWriteGuid([u8; 16]),
-}
-
-impl LayerId {
-    /// True when `other` is the same kind of identity (so the two can be compared).
-    pub fn same_kind(&self, other: &LayerId) -> bool {
-        std::mem::discriminant(self) == std::mem::discriminant(other)
-    }
-}
-
-/// Formats 16 bytes as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`; `mixed_endian` for a Microsoft
-/// GUID (first three fields little-endian), otherwise in stored order.
-fn uuid_string(b: &[u8; 16], mixed_endian: bool) -> String {
-    let mut o = *b;
-    if mixed_endian {
-        o[0..4].reverse();
-        o[4..6].reverse();
-        o[6..8].reverse();
-    }
-    let hex = |r: std::ops::Range<usize>| o[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!("{}-{}-{}-{}-{}", hex(0..4), hex(4..6), hex(6..8), hex(8..10), hex(10..16))
-}
-
-impl fmt::Display for LayerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LayerId::VmdkCid(c) => write!(f, "CID {c:08x}"),
-            LayerId::Vhd { unique_id, timestamp } => {
-                write!(f, "unique id {} and time stamp {timestamp}", uuid_string(unique_id, false))
-            }
-            LayerId::VhdxDataWriteGuid(g) => write!(f, "DataWriteGuid {}", uuid_string(g, true)),
-        }
-    }
-}
 
 /// Checks that `parent` is what the child at `child` expects (`expect`), unless the policy
 /// ignores mismatches. A parent that states no identity of that kind is accepted (it is in
