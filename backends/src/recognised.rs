@@ -4,6 +4,11 @@
 //! converted as if it were the guest's disk — silent garbage. Each entry probes the format's
 //! magic and refuses to open with an [`ErrorKind::Unsupported`](crate::ErrorKind) error that
 //! says what the file is and what to do. `--format raw` still forces a raw read.
+//!
+//! When a real reader lands, its line in [`FORMATS`](crate::FORMATS) (in `lib.rs`) replaces
+//! the entry from here in place, keeping the probe order; nothing else lists these formats
+//! (`--help`, errors and tests ask [`probe::readable`](crate::probe::readable) and
+//! [`probe::recognised`](crate::probe::recognised)).
 
 use std::sync::Arc;
 
