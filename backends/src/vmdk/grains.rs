@@ -15,12 +15,11 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::cache::LayerCache;
+use crate::cache::{LayerCache, TABLE_CACHE_BYTES};
 use crate::error::{CheckedExt, Error, Result};
 use crate::reader::Allocation;
 use crate::source::ByteSource;
 
-use crate::cache::TABLE_CACHE_BYTES;
 /// Largest compressed grain we inflate (bounds the decode buffer).
 pub const MAX_COMPRESSED_GRAIN: u64 = 16 << 20;
 

@@ -223,6 +223,7 @@ impl VmdkReader {
         }
         details.extend(desc.other.iter().cloned());
         details.extend(desc.ddb.iter().cloned());
+        let expects = expected_parent(&desc);
         let parent = if desc.has_parent() {
             let hint = desc.parent_hint.as_deref().ok_or_else(|| {
                 Error::invalid(format!(
@@ -232,17 +233,11 @@ impl VmdkReader {
                 ))
                 .with_path(path)
             })?;
-            let link = ParentRef {
-                name: hint,
-                field: "parentFileNameHint",
-                format: Some(&FORMAT),
-                expect: expected_parent(&desc),
-            };
+            let link = ParentRef { name: hint, field: "parentFileNameHint", format: Some(&FORMAT), expect: expects };
             Some(parent::open_parent(ctx, path, &link)?)
         } else {
             None
         };
-        let expects = expected_parent(&desc);
         Ok(VmdkReader { path: path.to_path_buf(), size, extents, parent, cid: desc.cid, expects, details })
     }
 
