@@ -1,18 +1,10 @@
-//! The registry's vocabulary: what a format entry is ([`Format`]), what a probe sees
-//! ([`ProbeInput`]) and how sure it is ([`Confidence`]).
-//!
-//! The list of formats and the openers live in [`crate::probe`]; this module names no format,
-//! so the reader interface and the formats themselves can depend on it without depending on
-//! every other format.
+//! The probe's vocabulary: what a probe sees of a file ([`ProbeInput`]) and how sure it is
+//! ([`Confidence`]). A format's registry entry ([`crate::reader::Format`]) lives with the
+//! reader interface it opens; the list of formats and the openers live in [`crate::probe`].
+//! This module names no format, so the formats can depend on it without depending on each
+//! other.
 
-use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
-
-use crate::error::Result;
-use crate::policy::OpenCtx;
-use crate::reader::BlockReader;
-use crate::source::ByteSource;
 
 /// How many bytes of the start of a file probes see.
 pub const HEAD_LEN: usize = 64 * 1024;
@@ -45,31 +37,4 @@ pub struct ProbeInput<'a> {
     pub len: u64,
     /// The path of the file.
     pub path: &'a Path,
-}
-
-/// Opens a layer in a format from its bytes; parents are opened through the context.
-pub type OpenFn = fn(Arc<dyn ByteSource>, &OpenCtx<'_>) -> Result<Box<dyn BlockReader>>;
-
-/// A registry entry: the format's name, its probe and its opener.
-pub struct Format {
-    /// Short name, as given to `--format` and shown by `xva info` (`raw`, `vmdk`, ...).
-    pub name: &'static str,
-    /// How prose names what this format reads, for `--help` (`VMDK`, `raw files, block
-    /// devices / LVM volumes`).
-    pub title: &'static str,
-    /// One line for `--help` and docs.
-    pub description: &'static str,
-    /// False for a format that is recognised (so it is never read as raw) but refused with
-    /// advice; such formats are not offered to `--format` in `--help`.
-    pub readable: bool,
-    /// How sure the format is that a file is its own; never fails.
-    pub probe: fn(&ProbeInput<'_>) -> Confidence,
-    /// Opens a file of this format.
-    pub open: OpenFn,
-}
-
-impl fmt::Debug for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name)
-    }
 }

@@ -38,7 +38,7 @@ pub mod vmdk;
 
 /// Every format, in probe order. Ties between equal confidences go to the earlier entry; raw
 /// is last because it accepts anything.
-pub static FORMATS: &[&format::Format] = &[
+pub static FORMATS: &[&reader::Format] = &[
     &crate::recognised::QCOW2,
     &crate::vmdk::FORMAT,
     &crate::recognised::VHDX,
@@ -51,9 +51,9 @@ pub mod testutil;
 
 pub use chain::Mapping;
 pub use error::{Error, ErrorKind, Result};
-pub use format::{Confidence, Format, ProbeInput};
+pub use format::{Confidence, ProbeInput};
 pub use parent::ParentRef;
 pub use policy::{OpenCtx, OpenPolicy};
 pub use probe::{open, OpenOptions};
-pub use reader::{Allocation, BlockReader, Extent, LayerId};
+pub use reader::{Allocation, BlockReader, Extent, Format, LayerId};
 pub use source::{ByteSource, Concat, FileSource, MemSource, Window};

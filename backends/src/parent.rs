@@ -21,10 +21,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::Format;
 use crate::policy::{OpenCtx, OpenPolicy};
 use crate::probe::open_source;
 use crate::reader::BlockReader;
+use crate::reader::Format;
 pub use crate::reader::LayerId;
 use crate::source::{ByteSource, FileSource};
 

@@ -13,9 +13,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-pub use crate::format::{Confidence, Format, OpenFn, ProbeInput, HEAD_LEN, TAIL_LEN};
+pub use crate::format::{Confidence, ProbeInput, HEAD_LEN, TAIL_LEN};
 use crate::policy::{OpenCtx, OpenPolicy};
 use crate::reader::BlockReader;
+pub use crate::reader::{Format, OpenFn};
 use crate::source::{ByteSource, FileSource};
 pub use crate::FORMATS;
 

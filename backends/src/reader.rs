@@ -10,8 +10,39 @@
 use std::fmt;
 use std::path::Path;
 
+use std::sync::Arc;
+
 use crate::error::Result;
-use crate::format::Format;
+use crate::format::{Confidence, ProbeInput};
+use crate::policy::OpenCtx;
+use crate::source::ByteSource;
+
+/// Opens a layer in a format from its bytes; parents are opened through the context.
+pub type OpenFn = fn(Arc<dyn ByteSource>, &OpenCtx<'_>) -> Result<Box<dyn BlockReader>>;
+
+/// A registry entry: the format's name, its probe and its opener.
+pub struct Format {
+    /// Short name, as given to `--format` and shown by `xva info` (`raw`, `vmdk`, ...).
+    pub name: &'static str,
+    /// How prose names what this format reads, for `--help` (`VMDK`, `raw files, block
+    /// devices / LVM volumes`).
+    pub title: &'static str,
+    /// One line for `--help` and docs.
+    pub description: &'static str,
+    /// False for a format that is recognised (so it is never read as raw) but refused with
+    /// advice; such formats are not offered to `--format` in `--help`.
+    pub readable: bool,
+    /// How sure the format is that a file is its own; never fails.
+    pub probe: fn(&ProbeInput<'_>) -> Confidence,
+    /// Opens a file of this format.
+    pub open: OpenFn,
+}
+
+impl fmt::Debug for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
 
 /// What one layer says about a byte range (QEMU's block status, imago's shallow mapping).
 #[non_exhaustive]

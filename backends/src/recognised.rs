@@ -13,9 +13,10 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::{Confidence, Format, ProbeInput};
+use crate::format::{Confidence, ProbeInput};
 use crate::policy::OpenCtx;
 use crate::reader::BlockReader;
+use crate::reader::Format;
 use crate::source::ByteSource;
 
 /// `QFI\xfb`: qcow (version 1) and qcow2 (versions 2 and 3).

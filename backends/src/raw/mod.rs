@@ -11,8 +11,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::format::{Confidence, Format, ProbeInput};
+use crate::format::{Confidence, ProbeInput};
 use crate::policy::OpenCtx;
+use crate::reader::Format;
 use crate::reader::{Allocation, BlockReader, Extent};
 use crate::source::{ByteSource, FileKind};
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::format::Format;
+use crate::reader::Format;
 use crate::reader::{Allocation, BlockReader, Extent};
 
 /// What a [`MemLayer`] segment holds.

@@ -34,10 +34,11 @@ use self::flat::Flat;
 use self::grains::GrainMap;
 use crate::cache::{LayerCache, TABLE_CACHE_BYTES};
 use crate::error::{CheckedExt, Error, ErrorKind, Result};
-use crate::format::{Confidence, Format, ProbeInput};
+use crate::format::{Confidence, ProbeInput};
 use crate::parent::{self, LayerId, ParentRef};
 use crate::policy::OpenCtx;
 use crate::probe;
+use crate::reader::Format;
 use crate::reader::{Allocation, BlockReader, Extent};
 use crate::source::{read_vec, ByteSource};
 
