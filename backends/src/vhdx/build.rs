@@ -13,8 +13,9 @@
 //! ```
 //!
 //! With [`Spec::log`], the updates of the logged blocks (their BAT page and data sectors) exist
-//! only in the log: the file itself holds the BAT page from before and 0xEE filler where the
-//! data goes, so only a correct replay reads the spec's contents.
+//! only in the log: the file itself holds the BAT page from before and, where the data goes,
+//! sectors starting with 8 bytes of 0xEE filler, so only a correct replay reads the spec's
+//! contents.
 
 use super::crc;
 use super::header::{self, Guid};
@@ -332,7 +333,8 @@ fn write_log(f: &mut [u8], spec: &Spec, l: &LogSpec, list: &[(u64, Block)], chun
             for s in (at..at + bs).step_by(S) {
                 let sector = f[s..s + S].to_vec();
                 e1.push((s, if sector.iter().all(|&x| x == 0) { None } else { Some(sector) }));
-                f[s..s + S].fill(0xEE);
+                f[s..s + S].fill(0);
+                f[s..s + 8].fill(0xEE);
             }
         }
         bat_pages.insert((BAT_AT + slot * 8) / S * S);
@@ -347,7 +349,10 @@ fn write_log(f: &mut [u8], spec: &Spec, l: &LogSpec, list: &[(u64, Block)], chun
     let file_len = f.len() as u64;
     let mut at = 0usize;
     let seq0 = 1000u64;
-    let mut entries = vec![e1, e2];
+    // At most 100 descriptors an entry (qemu 10.0.2 refuses entries whose descriptors spill
+    // past the first 4 KiB sector, 126 descriptors, with EINVAL — measured).
+    let mut entries: Vec<Vec<(usize, Option<Vec<u8>>)>> = e1.chunks(100).map(<[_]>::to_vec).collect();
+    entries.push(e2);
     if l.torn_tail {
         let first = entries[0].first().map(|(s, _)| *s).unwrap_or(BAT_AT);
         entries.push(vec![(first, Some(vec![0x77; S]))]);
@@ -396,5 +401,70 @@ fn write_log(f: &mut [u8], spec: &Spec, l: &LogSpec, list: &[(u64, Block)], chun
         assert!(at + len <= LOG_LEN, "the log entries do not fit in the 4 MiB log");
         put(f, LOG_AT + at, &e);
         at += len;
+    }
+}
+
+/// Signature of the compact encoding of [`encode`].
+pub const PATCH_MAGIC: &[u8; 4] = b"VXP1";
+/// Largest file [`decode`] makes.
+pub const PATCH_MAX_LEN: usize = 64 << 20;
+
+/// Encodes a (mostly zero) file compactly, for fuzz seeds: `VXP1`, the file length (u32 LE),
+/// then records of (offset u32 LE, length u16 LE, bytes): each 512-byte run's bytes from its
+/// first to its last non-zero byte.
+pub fn encode(file: &[u8]) -> Vec<u8> {
+    let mut out = PATCH_MAGIC.to_vec();
+    out.extend((file.len() as u32).to_le_bytes());
+    let mut at = 0;
+    while at < file.len() {
+        let end = (at + 512).min(file.len());
+        let run = &file[at..end];
+        if let (Some(lo), Some(hi)) = (run.iter().position(|&b| b != 0), run.iter().rposition(|&b| b != 0)) {
+            out.extend(((at + lo) as u32).to_le_bytes());
+            out.extend(((hi + 1 - lo) as u16).to_le_bytes());
+            out.extend(&run[lo..=hi]);
+        }
+        at = end;
+    }
+    out
+}
+
+/// Decodes [`encode`]'s format (arbitrary bytes welcome: records are clipped to the file,
+/// whose length is capped at [`PATCH_MAX_LEN`]); `None` without the signature.
+pub fn decode(data: &[u8]) -> Option<Vec<u8>> {
+    let rest = data.strip_prefix(PATCH_MAGIC)?;
+    let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let mut f = vec![0u8; len.min(PATCH_MAX_LEN)];
+    let mut r = &rest[4..];
+    while r.len() >= 6 {
+        let at = u32::from_le_bytes([r[0], r[1], r[2], r[3]]) as usize;
+        let n = (u16::from_le_bytes([r[4], r[5]]) as usize).min(r.len() - 6);
+        let bytes = &r[6..6 + n];
+        if let Some(dst) = f.get_mut(at..) {
+            let k = dst.len().min(n);
+            dst[..k].copy_from_slice(&bytes[..k]);
+        }
+        r = &r[6 + n..];
+    }
+    Some(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compact_encoding_round_trips() {
+        let mut s = Spec::dynamic(3 << 20);
+        s.blocks = vec![(1, Block::Data(vec![7; 1000]))];
+        let f = build(&s);
+        let e = encode(&f);
+        assert!(e.len() < 40_000, "{}", e.len());
+        assert_eq!(decode(&e).unwrap(), f);
+        assert_eq!(
+            decode(b"VXP1\x10\0\0\0\x02\0\0\0\xff\xff\x01"),
+            Some(vec![0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+        );
+        assert_eq!(decode(b"vhdxfile"), None);
     }
 }
