@@ -681,6 +681,12 @@ mod bad {
         let mut f = build::build(&small());
         f[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(err(&f, "max.vhdx").to_string().contains("virtual disk size"));
+        // A metadata item far past its region (nothing that large is allocated).
+        let mut f = build::build(&small());
+        let at = (1 << 20) + 32 + 16;
+        f[at..at + 4].copy_from_slice(&0xFFFF_0000u32.to_le_bytes());
+        let e = err(&f, "item.vhdx");
+        assert!(e.to_string().contains("do not fit") && e.offset() == Some(1 << 20), "{e}");
         // A log longer than the file.
         let mut f = build::build(&small());
         for h in [64usize << 10, 128 << 10] {

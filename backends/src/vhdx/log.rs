@@ -32,6 +32,9 @@ pub const MAX_OVERLAY: u64 = 128 << 20;
 /// otherwise take quadratic time).
 pub const SCAN_BUDGET: u64 = 4 << 30;
 
+/// Most steps the search takes from entry to entry, all heads together.
+pub const MAX_WALK: u64 = 1 << 22;
+
 /// A validated log entry.
 #[derive(Clone, Debug)]
 struct Entry {
@@ -206,12 +209,22 @@ pub fn search(src: &dyn ByteSource, header: &Header) -> Result<Option<Replay>> {
     let mut heads: Vec<&Entry> = found.values().collect();
     heads.sort_by_key(|e| std::cmp::Reverse(e.sequence));
     let slots = length / SECTOR;
+    // Each head's walk is at most `slots` steps; bound the total so that a log full of
+    // short runs cannot take quadratic time.
+    let mut steps: u64 = 0;
     for head in heads {
         // Walk from the head's tail to the head through consecutive entries.
         let mut run = Vec::new();
         let mut at = head.tail;
         let mut ok = false;
         for _ in 0..=slots {
+            steps += 1;
+            if steps > MAX_WALK {
+                return Err(Error::corrupt(format!(
+                    "the log is too damaged to search (more than {MAX_WALK} steps through its entries)"
+                ))
+                .at(header.log_offset));
+            }
             let Some(e) = found.get(&at) else { break };
             if let Some(prev) = run.last() {
                 if e.sequence != found[prev].sequence + 1 {

@@ -209,10 +209,16 @@ impl VhdxReader {
         let m = regions.metadata;
         let table = read_vec(src.as_ref(), m.offset, header::TABLE_LEN, "metadata table")?;
         let items = header::parse_metadata_table(&table, m.length).map_err(|e| at(e, m.offset))?;
-        let need =
-            items.iter().map(|i| i.offset as u64 + i.length as u64).max().unwrap_or(0).max(header::TABLE_LEN as u64);
-        let region = read_vec(src.as_ref(), m.offset, need as usize, "metadata region")?;
-        let meta = header::parse_metadata(&items, &region).map_err(|e| at(e, m.offset))?;
+        // The known items (at most six of at most 1 MiB each), read one by one and laid out
+        // after the table in a compact copy of the region: the region itself may be 4 GiB.
+        let mut region = table;
+        let mut compact = Vec::with_capacity(items.len());
+        for it in &items {
+            let bytes = read_vec(src.as_ref(), m.offset + it.offset as u64, it.length as usize, "metadata item")?;
+            compact.push(header::ItemRef { offset: region.len() as u32, ..*it });
+            region.extend(bytes);
+        }
+        let meta = header::parse_metadata(&compact, &region).map_err(|e| at(e, m.offset))?;
 
         let block_size = meta.block_size as u64;
         let chunk_ratio = (SB_BITS * meta.logical_sector as u64) / block_size;
@@ -387,7 +393,8 @@ impl VhdxReader {
             Ok(off)
         };
         match st {
-            state::NOT_PRESENT => Ok(if self.meta.has_parent { Block::Parent } else { Block::Zero }),
+            // Unallocated: the parent's bytes, or zeros (the resolver's rule) without one.
+            state::NOT_PRESENT => Ok(Block::Parent),
             state::UNDEFINED | state::ZERO | state::UNMAPPED | state::UNMAPPED_V095 => Ok(Block::Zero),
             state::FULLY_PRESENT => Ok(Block::Data(data_at(off)?)),
             state::PARTIALLY_PRESENT if self.meta.has_parent => {
