@@ -552,6 +552,42 @@ mod handmade {
         assert!(open(&path, &opts).is_ok());
     }
 
+    /// An AVHDX chain of three: base ← child ← grandchild, each checked by DataWriteGuid.
+    #[test]
+    fn a_chain_of_three() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = parent_spec();
+        write(dir.path(), "base.vhdx", &base);
+        let child = child_spec(vec![("parent_linkage", linkage(0xBA5E)), ("relative_path", "base.vhdx".to_string())]);
+        write(dir.path(), "child.avhdx", &child);
+        let mut grand = Spec::dynamic((6 << 20) + 512);
+        grand.blocks = vec![(3, Block::Partial { data: noise(300, 1 << 20), sectors: vec![false, false, true] })];
+        grand.parent = Some(vec![
+            ("parent_linkage".to_string(), linkage(0xC41D)),
+            ("relative_path".to_string(), "child.avhdx".to_string()),
+        ]);
+        let path = write(dir.path(), "grand.avhdx", &grand);
+        let r = open_default(&path);
+        assert_eq!(r.layers().len(), 3);
+        let mut want = merged(&base, &child);
+        let top = grand.expected();
+        let at = (3 << 20) + 1024;
+        want[at..at + 512].copy_from_slice(&top[at..at + 512]);
+        assert_bytes(&read_all(r.as_ref()), &want, "chain of three");
+    }
+
+    /// A differencing disk naming itself is a loop, not a hang.
+    #[test]
+    fn a_disk_naming_itself_is_a_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut me = child_spec(vec![("parent_linkage", linkage(0xC41D)), ("relative_path", "me.avhdx".to_string())]);
+        me.data_write_guid = guid(0xC41D);
+        let path = write(dir.path(), "me.avhdx", &me);
+        let e = open(&path, &OpenOptions::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::RefusedReference, "{e}");
+        assert!(e.to_string().contains("me.avhdx"), "{e}");
+    }
+
     #[test]
     fn unknown_required_region_and_item_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
