@@ -28,7 +28,7 @@ pub mod build;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use self::header::{Guid, Header, Metadata, Regions};
+use self::header::{Guid, Metadata, Regions};
 use crate::cache::{next_owner_id, LayerCache, TABLE_CACHE_BYTES};
 use crate::error::{CheckedExt, Error, ErrorKind, Result};
 use crate::format::{Confidence, ProbeInput};
@@ -274,7 +274,7 @@ impl VhdxReader {
             meta,
         };
         if r.meta.has_parent {
-            r.open_parent(ctx, &h)?;
+            r.open_parent(ctx)?;
         }
         Ok(r)
     }
@@ -297,7 +297,7 @@ impl VhdxReader {
     }
 
     /// Finds, opens and checks the parent named by the parent locator.
-    fn open_parent(&mut self, ctx: &OpenCtx<'_>, _h: &Header) -> Result<()> {
+    fn open_parent(&mut self, ctx: &OpenCtx<'_>) -> Result<()> {
         let loc = self.meta.locator.clone().unwrap_or_default();
         let get = |k: &str| loc.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         for (k, v) in &loc {
