@@ -34,6 +34,7 @@ pub mod source;
 // here, and its entry in `FORMATS` (replacing its `recognised` entry, if it has one).
 pub mod raw;
 pub mod recognised;
+pub mod vhdx;
 pub mod vmdk;
 
 /// Every format, in probe order. Ties between equal confidences go to the earlier entry; raw
@@ -41,7 +42,7 @@ pub mod vmdk;
 pub static FORMATS: &[&reader::Format] = &[
     &crate::recognised::QCOW2,
     &crate::vmdk::FORMAT,
-    &crate::recognised::VHDX,
+    &crate::vhdx::FORMAT,
     &crate::recognised::VHD,
     &crate::raw::FORMAT,
 ];
