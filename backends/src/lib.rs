@@ -22,6 +22,7 @@ pub mod chain;
 pub mod error;
 pub mod policy;
 pub mod probe;
+pub mod qcow2;
 pub mod raw;
 pub mod reader;
 pub mod recognised;
