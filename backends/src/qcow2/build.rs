@@ -288,10 +288,15 @@ pub fn qcow2(raw: &[u8], spec: &dyn Fn(u64) -> ClusterSpec, o: &Qcow2Opts) -> Bu
                         Compression::Zstd => zstd_frames(&bytes, o.zstd_frames),
                     };
                     let at = f.len() as u64;
-                    f.extend_from_slice(&c);
                     let x = 62 - (o.cluster_bits - 8);
                     let sectors = ((at % 512) + c.len() as u64).div_ceil(512);
-                    entries[i] = L2E_COMPRESSED | ((sectors - 1) << x) | at;
+                    if sectors > 1 << (o.cluster_bits - 8) {
+                        // Does not compress enough for the descriptor: stored plain, as qemu does.
+                        entries[i] = host(&bytes, &mut f) | OFLAG_COPIED;
+                    } else {
+                        f.extend_from_slice(&c);
+                        entries[i] = L2E_COMPRESSED | ((sectors - 1) << x) | at;
+                    }
                 }
                 ClusterSpec::Sub(subs) => {
                     let sub = cs / SUBCLUSTERS as usize;
