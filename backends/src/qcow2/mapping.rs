@@ -359,19 +359,28 @@ impl ClusterMap {
         Ok(t)
     }
 
+    /// The L2 table offset for cluster `ci`, or `None` when its whole L2 span is unallocated.
+    fn l2_for(&self, ci: u64) -> Result<Option<u64>> {
+        let l1i = ci >> self.geo.l2_bits;
+        match self.l1.get(l1i as usize) {
+            None => Ok(None),
+            Some(&e) => decode_l1(e, &self.geo).map_err(|e| self.corrupt(e.at(l1i * 8))),
+        }
+    }
+
+    /// Decodes the entry of cluster `ci` in `table` (the L2 table at file offset `l2off`).
+    fn entry(&self, table: &[u64], l2off: u64, ci: u64) -> Result<Cluster> {
+        let i = ((ci & ((1 << self.geo.l2_bits) - 1)) * self.geo.words()) as usize;
+        let bitmap = if self.geo.extended() { table[i + 1] } else { 0 };
+        decode_l2(table[i], bitmap, &self.geo).map_err(|e| self.corrupt(e.at(l2off + i as u64 * 8)))
+    }
+
     /// The decoded cluster with index `ci`, or `Err` naming the entry.
     pub fn cluster(&self, ci: u64) -> Result<Cluster> {
-        let l1i = ci >> self.geo.l2_bits;
-        let Some(&l1e) = self.l1.get(l1i as usize) else {
-            return Ok(Cluster::Unallocated);
-        };
-        let Some(l2off) = decode_l1(l1e, &self.geo).map_err(|e| self.corrupt(e.at(l1i * 8)))? else {
-            return Ok(Cluster::Unallocated);
-        };
-        let t = self.table(l2off)?;
-        let i = ((ci & ((1 << self.geo.l2_bits) - 1)) * self.geo.words()) as usize;
-        let bitmap = if self.geo.extended() { t[i + 1] } else { 0 };
-        decode_l2(t[i], bitmap, &self.geo).map_err(|e| self.corrupt(e.at(l2off + i as u64 * 8)))
+        match self.l2_for(ci)? {
+            None => Ok(Cluster::Unallocated),
+            Some(l2off) => self.entry(&self.table(l2off)?, l2off, ci),
+        }
     }
 
     /// The piece of cluster `c` (index `ci`) at byte `in_cluster`, and where the piece ends
@@ -404,33 +413,36 @@ impl ClusterMap {
     }
 
     /// What the image holds at `off` (< size), for up to `max_len` bytes: the length of the
-    /// run of the same kind and its kind.
+    /// run of the same kind and its kind. Each L2 table is looked up once per call; a missing
+    /// one is skipped whole.
     pub fn status(&self, off: u64, max_len: u64) -> Result<(u64, Allocation)> {
         let end = off.saturating_add(max_len.max(1)).min(self.geo.size);
         let cb = self.geo.cluster_bits;
         let mut pos = off;
         let mut kind: Option<Allocation> = None;
-        while pos < end {
+        'spans: while pos < end {
             let ci = pos >> cb;
-            // A missing L2 table: skip its whole span at once.
-            let l1i = ci >> self.geo.l2_bits;
-            let no_table = match self.l1.get(l1i as usize) {
-                None => true,
-                Some(&e) => decode_l1(e, &self.geo).map_err(|e| self.corrupt(e.at(l1i * 8)))?.is_none(),
+            let span_end = ((ci >> self.geo.l2_bits) + 1).saturating_mul(self.geo.l2_span()).min(end);
+            let Some(l2off) = self.l2_for(ci)? else {
+                if kind.is_some_and(|k| k != Allocation::Unallocated) {
+                    break;
+                }
+                kind = Some(Allocation::Unallocated);
+                pos = span_end;
+                continue;
             };
-            let (a, next) = if no_table {
-                (Allocation::Unallocated, (l1i + 1).saturating_mul(self.geo.l2_span()))
-            } else {
-                let c = self.cluster(ci)?;
+            let table = self.table(l2off)?;
+            while pos < span_end {
+                let ci = pos >> cb;
                 let base = ci << cb;
-                let (p, piece_end) = self.piece(c, pos - base);
-                (p.alloc(), base + piece_end)
-            };
-            if kind.is_some_and(|k| k != a) {
-                break;
+                let (p, piece_end) = self.piece(self.entry(&table, l2off, ci)?, pos - base);
+                let a = p.alloc();
+                if kind.is_some_and(|k| k != a) {
+                    break 'spans;
+                }
+                kind = Some(a);
+                pos = (base + piece_end).min(span_end);
             }
-            kind = Some(a);
-            pos = next.min(end);
         }
         Ok((pos - off, kind.unwrap_or(Allocation::Unallocated)))
     }
