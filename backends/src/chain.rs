@@ -95,6 +95,46 @@ pub fn resolve_status(r: &dyn BlockReader, offset: u64, max_len: u64) -> Result<
     })
 }
 
+/// The resolving view of a chain: what consumers call on its top layer.
+impl dyn BlockReader + '_ {
+    /// Reads virtual-disk bytes, resolving unallocated ranges through the parent chain.
+    /// Fills `buf` completely or fails; a read past the virtual size is an error.
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        read_resolved(self, buf, offset)
+    }
+
+    /// Coalesced, fully resolved extents over `range` (clamped to the virtual size).
+    pub fn extents(&self, range: Range<u64>) -> Extents<'_> {
+        Extents::new(self, range)
+    }
+
+    /// The layers of the chain, this one first.
+    pub fn layers(&self) -> Vec<&dyn BlockReader> {
+        let mut out = vec![self];
+        let mut cur: &dyn BlockReader = self;
+        while let Some(p) = cur.parent() {
+            out.push(p);
+            cur = p;
+        }
+        out
+    }
+
+    /// Bytes this layer alone holds as data (not zero, not unallocated).
+    pub fn layer_data_bytes(&self) -> Result<u64> {
+        let size = self.virtual_size();
+        let mut off = 0;
+        let mut total = 0u64;
+        while off < size {
+            let ext = checked_status(self, off, size - off)?;
+            if ext.alloc == Allocation::Data {
+                total += ext.len;
+            }
+            off += ext.len;
+        }
+        Ok(total)
+    }
+}
+
 /// One resolved range of the virtual disk, with the fields of `qemu-img map --output=json`
 /// (less `offset`, which is a property of one layer's file, not of the disk).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,31 +10,51 @@
 //!   ByteSource (source.rs)                   file, block device, window of a file, memory
 //! ```
 //!
-//! Formats are listed, in probe order, in [`probe::FORMATS`]. Files an image names (backing
-//! files, extents, parents) are opened only through [`policy::OpenPolicy`].
+//! Formats are listed, in probe order, in [`FORMATS`] (the registry's vocabulary is in
+//! [`format`](mod@format)). Files an image names (backing files, extents, parents) are opened only through
+//! [`policy::OpenPolicy`]; parents are found and checked by [`parent`].
 //!
 //! Every reader is `Send + Sync` and reads with positional `&self` calls, so one reader can be
 //! shared by several threads.
 
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod chain;
 pub mod error;
+pub mod format;
+pub mod le;
+pub mod parent;
 pub mod policy;
 pub mod probe;
+pub mod reader;
+pub mod source;
+
+// The formats: a folder each, and one line each in `FORMATS`. Adding a format: its module
+// here, and its entry in `FORMATS` (replacing its `recognised` entry, if it has one).
 pub mod qcow2;
 pub mod raw;
-pub mod reader;
 pub mod recognised;
-pub mod source;
 pub mod vmdk;
+
+/// Every format, in probe order. Ties between equal confidences go to the earlier entry; raw
+/// is last because it accepts anything.
+pub static FORMATS: &[&reader::Format] = &[
+    &crate::recognised::QCOW2,
+    &crate::vmdk::FORMAT,
+    &crate::recognised::VHDX,
+    &crate::recognised::VHD,
+    &crate::raw::FORMAT,
+];
 
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
 
 pub use chain::Mapping;
 pub use error::{Error, ErrorKind, Result};
+pub use format::{Confidence, ProbeInput};
+pub use parent::ParentRef;
 pub use policy::{OpenCtx, OpenPolicy};
-pub use probe::{open, Confidence, Format, OpenOptions, FORMATS};
-pub use reader::{Allocation, BlockReader, Extent};
-pub use source::{ByteSource, FileSource, MemSource, Window};
+pub use probe::{open, OpenOptions};
+pub use reader::{Allocation, BlockReader, Extent, Format, LayerId};
+pub use source::{ByteSource, Concat, FileSource, MemSource, Window};

@@ -23,14 +23,20 @@ pub struct OpenPolicy {
     pub allowed_dirs: Vec<PathBuf>,
     /// Maximum chain depth below the top image.
     pub max_depth: u32,
-    /// Read VMDK snapshot chains whose `parentCID` does not match the parent's `CID`
-    /// (`--ignore-cid`); by default such a chain is refused.
-    pub ignore_cid: bool,
+    /// Read chains whose parent is not the one the child expects: a VMDK `parentCID` that does
+    /// not match the parent's `CID`, and the like for other formats (`--ignore-parent-mismatch`,
+    /// formerly `--ignore-cid`); by default such a chain is refused. See [`crate::parent`].
+    pub ignore_parent_mismatch: bool,
 }
 
 impl Default for OpenPolicy {
     fn default() -> OpenPolicy {
-        OpenPolicy { allow_any: false, allowed_dirs: Vec::new(), max_depth: DEFAULT_MAX_DEPTH, ignore_cid: false }
+        OpenPolicy {
+            allow_any: false,
+            allowed_dirs: Vec::new(),
+            max_depth: DEFAULT_MAX_DEPTH,
+            ignore_parent_mismatch: false,
+        }
     }
 }
 

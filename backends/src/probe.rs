@@ -1,4 +1,6 @@
-//! The format registry: an explicit, ordered list, a probe per format, and the openers.
+//! The format registry's machinery: detection, lookups and the openers over the ordered list
+//! [`FORMATS`] (which lives in `lib.rs`, beside the format modules, so that adding a format
+//! touches one file there).
 //!
 //! Probing reads the first [`HEAD_LEN`] bytes and the last 512 of a file and asks every format
 //! in [`FORMATS`] how sure it is. The highest confidence wins; ties go to the format listed
@@ -7,78 +9,16 @@
 //! `docs/architecture.md` (magics first, a VHD footer at the end of the file, VMDK text
 //! descriptors late, raw last).
 
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
+pub use crate::format::{Confidence, ProbeInput, HEAD_LEN, TAIL_LEN};
 use crate::policy::{OpenCtx, OpenPolicy};
 use crate::reader::BlockReader;
+pub use crate::reader::{Format, OpenFn};
 use crate::source::{ByteSource, FileSource};
-
-/// How many bytes of the start of a file probes see.
-pub const HEAD_LEN: usize = 64 * 1024;
-/// How many bytes of the end of a file probes see.
-pub const TAIL_LEN: usize = 512;
-
-/// How sure a probe is that a file is in its format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Confidence(pub u8);
-
-impl Confidence {
-    /// Not this format.
-    pub const NO: Confidence = Confidence(0);
-    /// Anything could be this format (raw).
-    pub const FALLBACK: Confidence = Confidence(1);
-    /// A heuristic match (a text descriptor, a footer at the end of the file).
-    pub const LIKELY: Confidence = Confidence(50);
-    /// A magic number and a sane header.
-    pub const CERTAIN: Confidence = Confidence(100);
-}
-
-/// What a probe sees of a file.
-#[derive(Debug)]
-pub struct ProbeInput<'a> {
-    /// The first bytes of the file (up to [`HEAD_LEN`]; fewer if the file is shorter).
-    pub head: &'a [u8],
-    /// The last bytes of the file (up to [`TAIL_LEN`]).
-    pub tail: &'a [u8],
-    /// The length of the file.
-    pub len: u64,
-    /// The path of the file.
-    pub path: &'a Path,
-}
-
-/// Opens a layer in a format from its bytes; parents are opened through the context.
-pub type OpenFn = fn(Arc<dyn ByteSource>, &OpenCtx<'_>) -> Result<Box<dyn BlockReader>>;
-
-/// A registry entry: the format's name, its probe and its opener.
-pub struct Format {
-    /// Short name, as given to `--format` and shown by `xva info` (`raw`, `vmdk`, ...).
-    pub name: &'static str,
-    /// One line for `--help` and docs.
-    pub description: &'static str,
-    /// How sure the format is that a file is its own; never fails.
-    pub probe: fn(&ProbeInput<'_>) -> Confidence,
-    /// Opens a file of this format.
-    pub open: OpenFn,
-}
-
-impl fmt::Debug for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name)
-    }
-}
-
-/// Every format, in probe order. Ties between equal confidences go to the earlier entry; raw
-/// is last because it accepts anything.
-pub static FORMATS: &[&Format] = &[
-    &crate::recognised::QCOW2,
-    &crate::vmdk::FORMAT,
-    &crate::recognised::VHDX,
-    &crate::recognised::VHD,
-    &crate::raw::FORMAT,
-];
+pub use crate::FORMATS;
 
 /// The format called `name` (case-insensitive).
 pub fn by_name(name: &str) -> Option<&'static Format> {
@@ -88,6 +28,28 @@ pub fn by_name(name: &str) -> Option<&'static Format> {
 /// Names of the registered formats, for messages.
 pub fn names() -> Vec<&'static str> {
     FORMATS.iter().map(|f| f.name).collect()
+}
+
+/// The formats xva reads, raw first (it is the common case), then in probe order: the list
+/// `--help` and messages show.
+pub fn readable() -> Vec<&'static Format> {
+    let mut out: Vec<&'static Format> = FORMATS.iter().copied().filter(|f| f.readable).collect();
+    out.sort_by_key(|f| f.name != "raw");
+    out
+}
+
+/// The formats xva recognises but refuses to read (with advice), in probe order.
+pub fn recognised() -> Vec<&'static Format> {
+    FORMATS.iter().copied().filter(|f| !f.readable).collect()
+}
+
+/// `a, b or c` (`a` alone, `a or b`): how messages and `--help` list names.
+pub fn or_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
 }
 
 /// Asks every format about `src` and returns the most confident one, with its confidence.
@@ -146,28 +108,6 @@ pub fn open_source(
     (format.open)(src, ctx)
 }
 
-/// Opens a file an image names as its parent (backing file, parent VHD, VMDK parent), going
-/// through the open policy, the depth limit and loop detection.
-pub fn open_parent(
-    ctx: &OpenCtx<'_>,
-    referrer: &Path,
-    name: &str,
-    what: &str,
-    format: Option<&'static Format>,
-) -> Result<Box<dyn BlockReader>> {
-    let child_ctx = ctx.descend(referrer)?;
-    let path = ctx.policy.resolve(referrer, name, what)?;
-    child_ctx.check_loop(&path, referrer)?;
-    let src: Arc<dyn ByteSource> = Arc::new(FileSource::open(&path)?);
-    open_source(src, format, &child_ctx).map_err(|e| {
-        if e.kind() == ErrorKind::Io && e.path().is_none() {
-            e.with_path(&path)
-        } else {
-            e
-        }
-    })
-}
-
 /// Opens a data file an image names (a VMDK extent), through the open policy.
 pub fn open_data_file(policy: &OpenPolicy, referrer: &Path, name: &str, what: &str) -> Result<Arc<dyn ByteSource>> {
     let path = policy.resolve(referrer, name, what)?;
@@ -190,6 +130,18 @@ mod tests {
         for f in FORMATS {
             assert_eq!(by_name(&f.name.to_uppercase()).unwrap().name, f.name);
         }
+        let listed = readable().len() + recognised().len();
+        assert_eq!(listed, FORMATS.len(), "every format is readable or recognised");
+        assert_eq!(readable()[0].name, "raw", "raw is listed first for people");
+        assert!(readable().iter().all(|f| f.readable) && recognised().iter().all(|f| !f.readable));
+    }
+
+    #[test]
+    fn or_lists() {
+        assert_eq!(or_list(&[]), "");
+        assert_eq!(or_list(&["raw"]), "raw");
+        assert_eq!(or_list(&["raw", "vmdk"]), "raw or vmdk");
+        assert_eq!(or_list(&["raw", "vmdk", "vhd"]), "raw, vmdk or vhd");
     }
 
     #[test]

@@ -4,13 +4,19 @@
 //! converted as if it were the guest's disk — silent garbage. Each entry probes the format's
 //! magic and refuses to open with an [`ErrorKind::Unsupported`](crate::ErrorKind) error that
 //! says what the file is and what to do. `--format raw` still forces a raw read.
+//!
+//! When a real reader lands, its line in [`FORMATS`](crate::FORMATS) (in `lib.rs`) replaces
+//! the entry from here in place, keeping the probe order; nothing else lists these formats
+//! (`--help`, errors and tests ask [`probe::readable`](crate::probe::readable) and
+//! [`probe::recognised`](crate::probe::recognised)).
 
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::format::{Confidence, ProbeInput};
 use crate::policy::OpenCtx;
-use crate::probe::{Confidence, Format, ProbeInput};
 use crate::reader::BlockReader;
+use crate::reader::Format;
 use crate::source::ByteSource;
 
 /// `QFI\xfb`: qcow (version 1) and qcow2 (versions 2 and 3).
@@ -41,6 +47,8 @@ fn refuse(src: Arc<dyn ByteSource>, what: &str) -> Result<Box<dyn BlockReader>> 
 /// qcow and qcow2.
 pub static QCOW2: Format = Format {
     name: "qcow2",
+    title: "qcow2",
+    readable: false,
     description: "QEMU copy-on-write image (recognised, not readable yet)",
     probe: |input: &ProbeInput<'_>| magic_at_start(input, QCOW_MAGIC),
     open: |src, _ctx: &OpenCtx<'_>| refuse(src, "qcow/qcow2"),
@@ -49,6 +57,8 @@ pub static QCOW2: Format = Format {
 /// VHDX.
 pub static VHDX: Format = Format {
     name: "vhdx",
+    title: "VHDX",
+    readable: false,
     description: "Hyper-V VHDX image (recognised, not readable yet)",
     probe: |input: &ProbeInput<'_>| magic_at_start(input, VHDX_MAGIC),
     open: |src, _ctx: &OpenCtx<'_>| refuse(src, "VHDX"),
@@ -57,6 +67,8 @@ pub static VHDX: Format = Format {
 /// VHD (fixed, dynamic, differencing).
 pub static VHD: Format = Format {
     name: "vhd",
+    title: "VHD",
+    readable: false,
     description: "Virtual PC / Hyper-V / XenServer VHD image (recognised, not readable yet)",
     probe: |input: &ProbeInput<'_>| {
         if input.head.starts_with(VHD_COOKIE) {

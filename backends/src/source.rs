@@ -5,6 +5,7 @@
 //!        │ read_exact_at(buf, offset)      positional, &self, no cursor
 //!   ByteSource ── FileSource  (pread on a read-only fd; regular file or block device)
 //!              ├─ Window      (a byte range of another source: an OVA member, an LV slice)
+//!              ├─ Concat      (several sources one after the other: a chunked OVA disk)
 //!              └─ MemSource   (tests and fuzzing)
 //! ```
 
@@ -208,6 +209,64 @@ impl ByteSource for Window {
     }
 }
 
+/// Byte sources read one after the other as one (a disk stored as several chunks, such as an
+/// OVA's `disk.vmdk.000000000`, `disk.vmdk.000000001`, ...).
+#[derive(Debug)]
+pub struct Concat {
+    /// (start offset, part), sorted by start.
+    parts: Vec<(u64, Arc<dyn ByteSource>)>,
+    len: u64,
+    path: PathBuf,
+}
+
+impl Concat {
+    /// The concatenation of `parts`, named `path` in messages.
+    pub fn new(parts: Vec<Arc<dyn ByteSource>>, path: PathBuf) -> Result<Concat> {
+        let mut out = Vec::with_capacity(parts.len());
+        let mut len = 0u64;
+        for p in parts {
+            let l = p.len();
+            out.push((len, p));
+            len = len.checked_add(l).ok_or_else(|| Error::invalid("chunked disk larger than 2^64 bytes"))?;
+        }
+        Ok(Concat { parts: out, len, path })
+    }
+}
+
+impl ByteSource for Concat {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.len) {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the chunked disk"));
+        }
+        // First part holding `offset`.
+        let mut i = self.parts.partition_point(|(start, _)| *start <= offset).saturating_sub(1);
+        let mut done = 0usize;
+        while done < buf.len() {
+            let Some((start, part)) = self.parts.get(i) else {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "chunked disk ended early"));
+            };
+            let pos = offset + done as u64;
+            let within = pos - start;
+            let n = (part.len() - within).min((buf.len() - done) as u64) as usize;
+            if n > 0 {
+                part.read_exact_at(&mut buf[done..done + n], within)?;
+                done += n;
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// Bytes in memory, for tests and fuzzing.
 #[derive(Clone)]
 pub struct MemSource {
@@ -260,6 +319,32 @@ mod tests {
         assert_eq!(b, [106, 107, 108, 109]);
         assert!(w.read_exact_at(&mut b, 7).is_err());
         assert!(Window::new(mem, 250, 10, "w".into()).is_err());
+    }
+
+    #[test]
+    fn concat_reads_across_parts() {
+        let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let parts: Vec<Arc<dyn ByteSource>> = vec![
+            Arc::new(MemSource::new(data[..300].to_vec(), "a")),
+            Arc::new(MemSource::new(Vec::new(), "empty")),
+            Arc::new(MemSource::new(data[300..301].to_vec(), "b")),
+            Arc::new(MemSource::new(data[301..].to_vec(), "c")),
+        ];
+        let c = Concat::new(parts, PathBuf::from("disk.vmdk")).unwrap();
+        assert_eq!(c.len(), 1000);
+        assert_eq!(c.path(), Path::new("disk.vmdk"));
+        for (off, len) in [(0usize, 1000usize), (299, 3), (300, 1), (301, 699), (999, 1), (0, 0), (1000, 0)] {
+            let mut buf = vec![0u8; len];
+            c.read_exact_at(&mut buf, off as u64).unwrap();
+            assert_eq!(&buf[..], &data[off..off + len], "{off}+{len}");
+        }
+        let mut buf = [0u8; 2];
+        assert!(c.read_exact_at(&mut buf, 999).is_err());
+        assert!(c.read_exact_at(&mut buf, u64::MAX).is_err());
+        let empty = Concat::new(Vec::new(), PathBuf::from("none")).unwrap();
+        assert!(empty.is_empty());
+        assert!(empty.read_exact_at(&mut [0u8; 1], 0).is_err());
+        empty.read_exact_at(&mut [], 0).unwrap();
     }
 
     #[test]

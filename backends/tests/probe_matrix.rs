@@ -1,6 +1,7 @@
 //! The probe matrix: an image of every format qemu-img writes is recognised as exactly its own
 //! format (the recognised-but-unreadable ones included, so they never fall through to raw).
-//! Needs qemu-img; fails, never skips, without it.
+//! The cases say how qemu-img writes each format; the names they expect are the registry's, and
+//! every format of the registry must have a case. Needs qemu-img; fails, never skips, without it.
 
 use std::path::Path;
 use std::process::Command;
@@ -37,7 +38,11 @@ fn every_format_is_recognised_as_its_own() {
         ("a.vhdx", &["-O", "vhdx"], "vhdx"),
         ("copy.raw", &["-O", "raw"], "raw"),
     ];
+    for f in xva_backends::FORMATS {
+        assert!(cases.iter().any(|(_, _, want)| *want == f.name), "no probe-matrix case for format {}", f.name);
+    }
     for (name, opts, want) in cases {
+        assert!(probe::by_name(want).is_some(), "{want} is not a registered format");
         let out = dir.path().join(name);
         let mut args = vec!["convert", "-f", "raw"];
         args.extend_from_slice(opts);

@@ -396,7 +396,12 @@ mod qemu {
         qemu_img(&["create", "-q", "-f", "vmdk", "-o", "subformat=monolithicFlat", p(&base), "4M"]);
         let d = dir.path().join("d.vmdk");
         qemu_img(&["create", "-q", "-f", "vmdk", "-b", "b.vmdk", "-F", "vmdk", p(&d)]);
-        assert!(open(&d, &OpenOptions::default()).is_ok());
+        let r = open(&d, &OpenOptions::default()).unwrap();
+        // The typed link: the delta expects exactly what its parent says it is.
+        let parent_id = r.parent().unwrap().identity();
+        assert!(matches!(parent_id, Some(xva_backends::LayerId::VmdkCid(_))), "{parent_id:?}");
+        assert_eq!(r.expected_parent(), parent_id);
+        assert_eq!(r.parent().unwrap().expected_parent(), None, "the base has no parent");
         let text = fs::read_to_string(&base).unwrap();
         let cid_line = text.lines().find(|l| l.starts_with("CID=")).unwrap();
         fs::write(&base, text.replace(cid_line, "CID=0badc0de")).unwrap();
@@ -405,7 +410,10 @@ mod qemu {
         assert!(s.contains("CID") && s.contains("0badc0de"), "{s}");
         assert!(s.contains("d.vmdk") && s.contains("b.vmdk"), "{s}");
         assert!(s.contains("--ignore-cid"), "{s}");
-        let opts = OpenOptions { policy: OpenPolicy { ignore_cid: true, ..Default::default() }, ..Default::default() };
+        let opts = OpenOptions {
+            policy: OpenPolicy { ignore_parent_mismatch: true, ..Default::default() },
+            ..Default::default()
+        };
         assert!(open(&d, &opts).is_ok());
     }
 

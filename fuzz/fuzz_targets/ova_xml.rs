@@ -4,9 +4,9 @@
 #![cfg_attr(fuzzing, no_main)]
 
 xva_fuzz::fuzz_target!(|data: &[u8]| {
-    if let Ok(parsed) = xva::xva::rpc_parse::parse(data) {
+    if let Ok(parsed) = xva::xmlrpc::parse::parse(data) {
         // The writer's output must parse back to the same value.
-        let again = xva::xva::rpc_parse::parse_str(&parsed.value.to_xml());
+        let again = xva::xmlrpc::parse::parse_str(&parsed.value.to_xml());
         assert!(again.is_ok(), "re-serialised value does not parse");
     }
     let mut findings = Vec::new();

@@ -72,6 +72,12 @@ pub fn classify(err: &anyhow::Error) -> Exit {
         if let Some(c) = cause.downcast_ref::<Coded>() {
             return c.exit;
         }
+        if let Some(e) = cause.downcast_ref::<xva::plan::Error>() {
+            match plan_exit(e.kind) {
+                Some(exit) => return exit,
+                None => continue,
+            }
+        }
         if cause.downcast_ref::<xva::backends::Error>().is_some()
             || cause.downcast_ref::<xva::guest::GuestError>().is_some()
         {
@@ -79,4 +85,19 @@ pub fn classify(err: &anyhow::Error) -> Exit {
         }
     }
     Exit::Failure
+}
+
+/// The exit code for a plan-layer error kind; `None` when its cause decides.
+fn plan_exit(kind: xva::plan::ErrorKind) -> Option<Exit> {
+    use xva::plan::ErrorKind as K;
+    Some(match kind {
+        K::Usage => Exit::Usage,
+        K::Input => Exit::Input,
+        K::Output => Exit::Output,
+        K::Verify => Exit::Verify,
+        K::Host => Exit::Host,
+        K::Interrupted => Exit::Interrupted,
+        K::Other => Exit::Failure,
+        K::FromCause => return None,
+    })
 }

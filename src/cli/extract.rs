@@ -1,25 +1,26 @@
 //! `xva extract`: write one disk of an XVA out as a sparse raw image, rebuilt exactly as
 //! xapi's importer would write it.
 //!
-//! The disk is written to a temporary file in the target directory, sized to `virtual_size`
-//! with `set_len` (so omitted chunks and all-zero chunk contents stay holes), filled with
-//! positional writes, synced and renamed over the final name only when the whole XVA verified
-//! without an E violation. On any failure the temporary file is removed and nothing is left
-//! under the final name.
+//! The disk is written through the same [`PendingOutput`] as `xva convert`: a temporary file in
+//! the target directory, sized to `virtual_size` with `set_len` (so omitted chunks and all-zero
+//! chunk contents stay holes), filled with positional writes, synced and moved to the final name
+//! only when the whole XVA verified without an E violation. On any failure the temporary file
+//! is removed and nothing is left under the final name.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
 
+use xva::plan::output::{OutputError, PendingOutput};
 use xva::xva::reader::{DiskRange, ImportVisitor, StreamedVdi};
 use xva::xva::validate::{self, VerifyOptions};
 
 use super::exit::{coded, Exit};
 use super::output::sanitize;
-use super::verify::{finding_line, hex, verify_error};
+use super::verify::{finding_line, verify_error};
 
 /// Write a disk of an XVA file out as a sparse raw image.
 #[derive(ClapArgs, Debug)]
@@ -35,20 +36,6 @@ pub struct Args {
     /// Replace the output if it exists.
     #[arg(long)]
     pub force: bool,
-}
-
-/// Removes the temporary file unless disarmed.
-struct TempGuard {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 /// Writes one disk's ranges into a file; all-zero data is left as holes.
@@ -101,28 +88,26 @@ impl ImportVisitor for DiskWriter<'_> {
     }
 }
 
-fn temp_path(out: &Path) -> PathBuf {
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    dir.join(format!(".{name}.xva-extract.{}", std::process::id()))
+/// An output error in `xva extract`'s words (exit 4, or 1 for a failed rename).
+fn output_error(e: OutputError) -> anyhow::Error {
+    let msg = match &e {
+        OutputError::IsDirectory { target } => format!("{} is a directory", target.display()),
+        OutputError::Exists { target } => format!("{} exists; use --force to replace it", target.display()),
+        OutputError::Appeared { target } => {
+            format!("{} appeared meanwhile; use --force to replace it", target.display())
+        }
+        OutputError::Rename { target, source, .. } => format!("renaming to {}: {source}", target.display()),
+        _ => e.to_string(),
+    };
+    coded(Exit::Output, msg)
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let out = &args.output;
-    if out.is_dir() {
-        return Err(coded(Exit::Output, format!("{} is a directory", out.display())));
-    }
-    if !args.force && out.symlink_metadata().is_ok() {
-        return Err(coded(Exit::Output, format!("{} exists; use --force to replace it", out.display())));
-    }
-    let tmp = temp_path(out);
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| coded(Exit::Output, format!("cannot create {}: {e}", tmp.display())))?;
-    let mut guard = TempGuard { path: tmp.clone(), armed: true };
-    let mut writer = DiskWriter { want: args.disk, file: &file, size: None, seen: false };
+    let mut pending = PendingOutput::create(out, args.force).map_err(output_error)?;
+    let tmp = pending.temp_path().to_path_buf();
+    let file: &File = pending.file();
+    let mut writer = DiskWriter { want: args.disk, file, size: None, seen: false };
     let input =
         File::open(&args.file).map_err(|e| coded(Exit::Input, format!("cannot open {}: {e}", args.file.display())))?;
     let report = validate::verify_with_visitor(
@@ -155,18 +140,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if !disk.complete {
         return Err(coded(Exit::Verify, format!("disk {} is incomplete; nothing written", args.disk)));
     }
-    file.sync_all().map_err(|e| coded(Exit::Output, format!("syncing {}: {e}", tmp.display())))?;
-    drop(file);
-    if !args.force && out.symlink_metadata().is_ok() {
-        return Err(coded(Exit::Output, format!("{} appeared meanwhile; use --force to replace it", out.display())));
-    }
-    std::fs::rename(&tmp, out).map_err(|e| coded(Exit::Output, format!("renaming to {}: {e}", out.display())))?;
-    guard.armed = false;
+    pending.commit().map_err(|e| match e {
+        OutputError::Write { error, .. } => coded(Exit::Output, format!("syncing {}: {error}", tmp.display())),
+        e => output_error(e),
+    })?;
     eprintln!(
         "wrote {} ({} bytes, sha256 {}){}",
         sanitize(&out.display().to_string()),
         disk.virtual_size,
-        disk.sha256.map(|s| hex(&s)).unwrap_or_default(),
+        disk.sha256.map(|s| xva::hex::lower(&s)).unwrap_or_default(),
         if report.corruptions().next().is_some() {
             "; note: the C findings above mean xapi would import a damaged disk, and so is this one"
         } else {

@@ -9,12 +9,14 @@ use serde_json::json;
 
 use anyhow::Context;
 use xva::backends::BlockReader;
-use xva::guest::{self, Boot, DiskSource, Guest, GuestError, LoadOptions, SourceKind};
+use xva::guest::{self, Boot, Guest, GuestError};
+use xva::plan::describe_source;
 
 use super::exit::{coded, Exit};
 use super::map::Style;
 use super::open::OpenArgs;
 use super::output::{human_bytes, sanitize};
+use super::source::{input_error, load_options, SourceArgs};
 
 /// Show what `xva convert` would make of a guest definition.
 #[derive(ClapArgs, Debug)]
@@ -33,70 +35,10 @@ pub struct Args {
     pub open: OpenArgs,
 }
 
-/// How to read a guest definition (shared by `inspect` and `convert SOURCE`).
-#[derive(ClapArgs, Debug, Clone, Default)]
-pub struct SourceArgs {
-    /// What SOURCE is, instead of detecting it by content: xm, xl, sxp, vmx, ovf, ova.
-    #[arg(long, value_name = "TYPE", value_parser = parse_kind)]
-    pub source_type: Option<SourceKind>,
-    /// Supply or override a value: an xm variable (as `xm create NAME=VALUE`), an xl setting or
-    /// a VMX key (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_pair)]
-    pub set: Vec<(String, String)>,
-    /// Read disks whose path starts with OLD from NEW instead (repeatable), when the files were
-    /// copied away from the source host.
-    #[arg(long = "path-map", value_name = "OLD=NEW", value_parser = parse_pair)]
-    pub path_map: Vec<(String, String)>,
-    /// Skip the OVA manifest check (it reads the whole OVA once).
-    #[arg(long)]
-    pub no_manifest_check: bool,
-}
-
-fn parse_kind(s: &str) -> Result<SourceKind, String> {
-    SourceKind::from_name(s).ok_or_else(|| format!("unknown source type {s:?}; one of xm, xl, sxp, vmx, ovf, ova"))
-}
-
-fn parse_pair(s: &str) -> Result<(String, String), String> {
-    guest::load::split_pair(s).ok_or_else(|| format!("expected KEY=VALUE, found {s:?}"))
-}
-
-/// The load options for a guest definition; `force` accepts a VM that looks running.
-pub fn load_options(src: &SourceArgs, force: bool, open: &OpenArgs) -> LoadOptions {
-    LoadOptions {
-        source_type: src.source_type,
-        set: src.set.clone(),
-        path_map: src.path_map.iter().map(|(a, b)| (PathBuf::from(a), PathBuf::from(b))).collect(),
-        force,
-        skip_manifest: src.no_manifest_check,
-        allow_any_path: open.allow_any_path,
-        allow_missing: false,
-    }
-}
-
-/// A guest-definition error as an `Input` (exit 3) error.
-pub fn input_error(e: GuestError) -> anyhow::Error {
-    coded(Exit::Input, e.to_string())
-}
-
 /// Opens disk `d` of a guest: a file or block device, or a window of an OVA.
 pub fn open_disk(d: &guest::Disk, open: &OpenArgs) -> anyhow::Result<Box<dyn BlockReader>> {
     let opts = open.options()?;
     guest::open_disk(d, &opts).with_context(|| format!("cannot open disk {}", describe_source(d)))
-}
-
-/// Where disk `d` of a guest is, for messages.
-pub fn describe_source(d: &guest::Disk) -> String {
-    match &d.source {
-        DiskSource::Path { path } => path.display().to_string(),
-        DiskSource::OvaMember(m) => format!("{}:{} (bytes {}..+{})", m.ova.display(), m.name, m.offset, m.len),
-        DiskSource::Chunks { parts } => format!(
-            "{} chunk(s): {}{}",
-            parts.len(),
-            parts.first().map(|m| m.ova.join(&m.name).display().to_string()).unwrap_or_default(),
-            if parts.len() > 1 { " …" } else { "" }
-        ),
-        DiskSource::Script { script, target } => format!("{script}:{target}"),
-    }
 }
 
 struct DiskInfo {
@@ -158,10 +100,7 @@ fn boot_text(b: &Boot) -> String {
     match b {
         Boot::Hvm { firmware, secure_boot, order } => format!(
             "HVM, {} firmware{}, boot order {order}",
-            match firmware {
-                guest::Firmware::Bios => "BIOS",
-                guest::Firmware::Uefi => "UEFI",
-            },
+            firmware.as_str().to_uppercase(),
             if *secure_boot { " with Secure Boot" } else { "" }
         ),
         Boot::PvBootloader { bootloader, args, .. } => {
@@ -179,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let g = guest::load(&args.source, &load_options(&args.src, args.force, &args.open)).map_err(input_error)?;
     let infos: Vec<DiskInfo> = g.disks.iter().map(|d| disk_info(d, &args.open)).collect();
     let sizes: Option<Vec<u64>> = infos.iter().map(|i| i.virtual_size).collect();
-    let spec = sizes.as_ref().map(|s| g.to_vm_spec(s));
+    let spec = sizes.as_ref().map(|s| xva::plan::vm_spec(&g, s));
     if args.output == Style::Json {
         print_json(&args.source, &g, &infos, spec)?;
     } else {

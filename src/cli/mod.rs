@@ -7,10 +7,10 @@ pub mod info;
 pub mod inspect;
 pub mod map;
 pub mod open;
-pub mod outfile;
 pub mod output;
 pub mod progress;
 pub mod signals;
+pub mod source;
 pub mod upload;
 pub mod verify;
 
@@ -22,15 +22,30 @@ use exit::Exit;
 
 /// Move Xen and VMware guests to XenServer / XCP-ng.
 ///
-/// xva reads a guest's definition (xm/xend or xl config, SXP, VMware .vmx, OVF/OVA) and its
-/// disks (raw files, block devices / LVM volumes, VMDK) and writes an XVA file that
-/// `xe vm-import`, XenCenter and XCP-ng Center import, or streams it straight into a host.
-/// Sources are opened read-only and never modified.
+/// The long description (`xva --help`) is [`long_about`], which lists the disk formats from
+/// the format registry.
 #[derive(Parser, Debug)]
-#[command(name = "xva", version, after_help = exit::EXIT_CODES_HELP, propagate_version = true)]
+#[command(
+    name = "xva",
+    version,
+    long_about = long_about(),
+    after_help = exit::EXIT_CODES_HELP,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `xva --help`'s description; the disk formats come from the registry.
+fn long_about() -> String {
+    format!(
+        "Move Xen and VMware guests to XenServer / XCP-ng.\n\n\
+         xva reads a guest's definition (xm/xend or xl config, SXP, VMware .vmx, OVF/OVA) and its \
+         disks ({}) and writes an XVA file that `xe vm-import`, XenCenter and XCP-ng Center import, \
+         or streams it straight into a host. Sources are opened read-only and never modified.",
+        open::disk_formats_prose()
+    )
 }
 
 #[derive(Subcommand, Debug)]

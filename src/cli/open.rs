@@ -9,8 +9,8 @@ use xva::backends::{probe, BlockReader, OpenOptions, OpenPolicy};
 /// How to open disk images.
 #[derive(Args, Debug, Clone, Default)]
 pub struct OpenArgs {
-    /// Disk image format, instead of detecting it: raw or vmdk.
-    #[arg(long, value_name = "FORMAT")]
+    /// Disk image format, instead of detecting it (the list comes from the format registry).
+    #[arg(long, value_name = "FORMAT", help = format_help())]
     pub format: Option<String>,
     /// Allow backing files, extents and parents inside DIR (repeatable). By default an image
     /// may only name files in its own directory.
@@ -19,10 +19,23 @@ pub struct OpenArgs {
     /// Allow backing files, extents and parents anywhere (trust the images completely).
     #[arg(long)]
     pub allow_any_path: bool,
-    /// Open VMDK snapshot chains whose parentCID does not match the parent's CID (the parent
-    /// was changed after the snapshot was taken: the result may be inconsistent).
-    #[arg(long)]
-    pub ignore_cid: bool,
+    /// Open snapshot chains whose parent is not the one the child expects, such as a VMDK
+    /// parentCID that does not match the parent's CID (the parent was changed after the
+    /// snapshot was taken: the result may be inconsistent). Also spelled --ignore-cid.
+    #[arg(long, alias = "ignore-cid")]
+    pub ignore_parent_mismatch: bool,
+}
+
+/// `--format`'s help: the formats the registry reads.
+fn format_help() -> String {
+    let names: Vec<&str> = probe::readable().iter().map(|f| f.name).collect();
+    format!("Disk image format, instead of detecting it: {}", probe::or_list(&names))
+}
+
+/// What `xva --help` says xva reads: the readable formats of the registry, in prose.
+pub fn disk_formats_prose() -> String {
+    let titles: Vec<&str> = probe::readable().iter().map(|f| f.title).collect();
+    titles.join(", ")
 }
 
 impl OpenArgs {
@@ -40,7 +53,7 @@ impl OpenArgs {
         let policy = OpenPolicy {
             allow_any: self.allow_any_path,
             allowed_dirs: self.allow_path.clone(),
-            ignore_cid: self.ignore_cid,
+            ignore_parent_mismatch: self.ignore_parent_mismatch,
             ..Default::default()
         };
         Ok(OpenOptions { format, policy })

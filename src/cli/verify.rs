@@ -58,11 +58,6 @@ fn parse_hex32(h: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Lowercase hex.
-pub fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Turns a [`VerifyError`] into an error with the right exit code.
 pub fn verify_error(e: VerifyError, path: &std::path::Path) -> anyhow::Error {
     let msg = format!("{}: {:#}", path.display(), anyhow::Error::new(e));
@@ -98,8 +93,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             Some(d) => mismatches.push(format!(
                 "disk {idx} ({}): sha256 is {}, expected {}",
                 sanitize(&d.id),
-                d.sha256.map_or_else(|| "unknown (disk incomplete)".to_string(), |s| hex(&s)),
-                hex(want)
+                d.sha256.map_or_else(|| "unknown (disk incomplete)".to_string(), |s| xva::hex::lower(&s)),
+                xva::hex::lower(want)
             )),
             None => {
                 mismatches.push(format!("disk {idx}: no such disk (the file streams {} disk(s))", report.disks.len()))
@@ -140,7 +135,7 @@ fn print_json(args: &Args, r: &VerifyReport, mismatches: &[String], ok: bool) ->
             "dummy_chunks": d.dummy_chunks,
             "xxhash_members": d.xxhash_members,
             "complete": d.complete,
-            "sha256": d.sha256.map(|s| hex(&s)),
+            "sha256": d.sha256.map(|s| xva::hex::lower(&s)),
         })).collect::<Vec<_>>(),
         "sha256_mismatches": mismatches,
     });
@@ -176,7 +171,7 @@ fn print_human(args: &Args, r: &VerifyReport, mismatches: &[String], ok: bool) {
             d.chunks,
             d.zero_gaps,
             if d.complete { "" } else { ", INCOMPLETE" },
-            d.sha256.map(|s| format!(", sha256 {}", hex(&s))).unwrap_or_default()
+            d.sha256.map(|s| format!(", sha256 {}", xva::hex::lower(&s))).unwrap_or_default()
         );
     }
     for m in mismatches {

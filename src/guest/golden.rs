@@ -392,29 +392,6 @@ fn ovf_bad_inputs() {
     assert_eq!(e.kind(), ErrorKind::Syntax);
 }
 
-#[test]
-fn vm_spec_mapping() {
-    let g = xm::parse(fixture!("xm/win2008-hvm")).unwrap();
-    let spec = g.to_vm_spec(&[10 << 30, 20 << 30]).unwrap();
-    assert_eq!(spec.name, "win2008");
-    assert_eq!(spec.memory.static_max, 4096 * MIB);
-    assert_eq!(spec.memory.dynamic_max, 2048 * MIB);
-    assert!(spec.cdrom);
-    assert_eq!(spec.disks.iter().map(|d| d.userdevice).collect::<Vec<_>>(), [0, 1]);
-    assert!(spec.platform.viridian && spec.platform.acpi);
-    assert_eq!(spec.platform.timeoffset, Some(3600));
-    assert_eq!(spec.vifs[0].mac.as_deref(), Some("00:16:3e:5a:01:02"));
-    assert_eq!(spec.vifs[0].network, "Pool-wide network associated with eth1");
-    crate::xva::records::ova_xml(&spec).unwrap();
-    let mut g = xm::parse(fixture!("xm/web01-pygrub")).unwrap();
-    let spec = g.to_vm_spec(&[1 << 30, 1 << 30, 1 << 29]).unwrap();
-    assert!(matches!(&spec.boot, crate::xva::records::Boot::Pv { bootloader, .. } if bootloader == "pygrub"));
-    assert!(g.to_vm_spec(&[1]).is_err());
-    g.force_hvm();
-    assert!(!g.boot.is_pv());
-    assert!(!has_note(&g, Severity::Important, "PV guest"));
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 

@@ -161,6 +161,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Guest> {
         }
         SourceKind::Ovf => ovf::parse(&text()?),
         SourceKind::Ova => return load_ova(path, opts),
+        SourceKind::Disks => return Err(GuestError::unsupported("bare disks are not a guest definition")),
     }
     .map_err(|e| e.in_file(path))?;
     if g.name.is_empty() {
@@ -435,60 +436,6 @@ fn load_ova(path: &Path, opts: &LoadOptions) -> Result<Guest> {
     Ok(g)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_maps_and_escapes() {
-        let maps = vec![
-            (PathBuf::from("/vmfs/volumes"), PathBuf::from("/mnt/a")),
-            (PathBuf::from("/vmfs/volumes/ds1"), PathBuf::from("/mnt/b")),
-        ];
-        assert_eq!(map_path(Path::new("/vmfs/volumes/ds1/x.vmdk"), &maps), (PathBuf::from("/mnt/b/x.vmdk"), true));
-        assert_eq!(map_path(Path::new("/vmfs/volumes/ds2/x.vmdk"), &maps), (PathBuf::from("/mnt/a/ds2/x.vmdk"), true));
-        assert!(!map_path(Path::new("/vmfs/volumesX/y"), &maps).1);
-        assert!(escapes(Path::new("../x")));
-        assert!(escapes(Path::new("a/../../x")));
-        assert!(!escapes(Path::new("a/../x")));
-    }
-
-    #[test]
-    fn concat_reads_across_parts() {
-        use std::sync::Arc;
-        use xva_backends::{ByteSource, MemSource};
-        let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
-        let parts: Vec<Arc<dyn ByteSource>> = vec![
-            Arc::new(MemSource::new(data[..300].to_vec(), "a")),
-            Arc::new(MemSource::new(Vec::new(), "empty")),
-            Arc::new(MemSource::new(data[300..301].to_vec(), "b")),
-            Arc::new(MemSource::new(data[301..].to_vec(), "c")),
-        ];
-        let c = Concat::new(parts, PathBuf::from("disk.vmdk")).unwrap();
-        assert_eq!(c.len(), 1000);
-        for (off, len) in [(0usize, 1000usize), (299, 3), (300, 1), (301, 699), (999, 1), (0, 0), (1000, 0)] {
-            let mut buf = vec![0u8; len];
-            c.read_exact_at(&mut buf, off as u64).unwrap();
-            assert_eq!(&buf[..], &data[off..off + len], "{off}+{len}");
-        }
-        let mut buf = [0u8; 2];
-        assert!(c.read_exact_at(&mut buf, 999).is_err());
-        assert!(c.read_exact_at(&mut buf, u64::MAX).is_err());
-    }
-
-    #[test]
-    fn detection() {
-        let p = Path::new("cfg");
-        assert_eq!(detect(b"name = 'x'\nmemory = 512\n", p), Some(SourceKind::Xl));
-        assert_eq!(detect(b"name = 'VM%d' % 1\n", p), Some(SourceKind::Xm));
-        assert_eq!(detect(b"# c\n(domain (name x))", p), Some(SourceKind::Sxp));
-        assert_eq!(detect(b".encoding = \"UTF-8\"\nconfig.version = \"8\"\n", p), Some(SourceKind::Vmx));
-        assert_eq!(detect(b"<?xml version='1.0'?><Envelope/>", p), Some(SourceKind::Ovf));
-        assert_eq!(detect(&ova::build_tar(&[("a.ovf", b"x")]), p), Some(SourceKind::Ova));
-        assert_eq!(detect(b"", p), None);
-    }
-}
-
 /// Opens disk `d` of a loaded guest with `opts`: a file or block device through
 /// `xva_backends::open`, or an OVA member as a [`xva_backends::Window`] of the OVA file (read in
 /// place, probed like any image). A block-script device cannot be opened.
@@ -497,7 +444,7 @@ pub fn open_disk(
     opts: &xva_backends::OpenOptions,
 ) -> xva_backends::Result<Box<dyn xva_backends::BlockReader>> {
     use std::sync::Arc;
-    use xva_backends::{ByteSource, FileSource, OpenCtx, Window};
+    use xva_backends::{ByteSource, Concat, FileSource, OpenCtx, Window};
     match &d.source {
         DiskSource::Path { path } => xva_backends::open(path, opts),
         DiskSource::OvaMember(m) => {
@@ -536,71 +483,6 @@ pub fn open_disk(
     }
 }
 
-/// Byte sources read one after the other as one (a chunked disk).
-#[derive(Debug)]
-pub struct Concat {
-    /// (start offset, part), sorted by start.
-    parts: Vec<(u64, std::sync::Arc<dyn xva_backends::ByteSource>)>,
-    len: u64,
-    path: PathBuf,
-}
-
-impl Concat {
-    /// The concatenation of `parts`, named `path` in messages.
-    pub fn new(
-        parts: Vec<std::sync::Arc<dyn xva_backends::ByteSource>>,
-        path: PathBuf,
-    ) -> xva_backends::Result<Concat> {
-        let mut out = Vec::with_capacity(parts.len());
-        let mut len = 0u64;
-        for p in parts {
-            let l = p.len();
-            out.push((len, p));
-            len = len
-                .checked_add(l)
-                .ok_or_else(|| xva_backends::Error::invalid("chunked disk larger than 2^64 bytes"))?;
-        }
-        Ok(Concat { parts: out, len, path })
-    }
-}
-
-impl xva_backends::ByteSource for Concat {
-    fn len(&self) -> u64 {
-        self.len
-    }
-
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        let end = offset.checked_add(buf.len() as u64);
-        if end.is_none_or(|e| e > self.len) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "read past the end of the chunked disk",
-            ));
-        }
-        // First part holding `offset`.
-        let mut i = self.parts.partition_point(|(start, _)| *start <= offset).saturating_sub(1);
-        let mut done = 0usize;
-        while done < buf.len() {
-            let Some((start, part)) = self.parts.get(i) else {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "chunked disk ended early"));
-            };
-            let pos = offset + done as u64;
-            let within = pos - start;
-            let n = (part.len() - within).min((buf.len() - done) as u64) as usize;
-            if n > 0 {
-                part.read_exact_at(&mut buf[done..done + n], within)?;
-                done += n;
-            }
-            i += 1;
-        }
-        Ok(())
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
 impl Guest {
     /// Opens every disk ([`open_disk`]), in order; all failures are reported at once.
     pub fn open_disks(&self, opts: &xva_backends::OpenOptions) -> Result<Vec<Box<dyn xva_backends::BlockReader>>> {
@@ -620,5 +502,36 @@ impl Guest {
                 format!("{} disk(s) cannot be opened:\n  {}", errors.len(), errors.join("\n  ")),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_maps_and_escapes() {
+        let maps = vec![
+            (PathBuf::from("/vmfs/volumes"), PathBuf::from("/mnt/a")),
+            (PathBuf::from("/vmfs/volumes/ds1"), PathBuf::from("/mnt/b")),
+        ];
+        assert_eq!(map_path(Path::new("/vmfs/volumes/ds1/x.vmdk"), &maps), (PathBuf::from("/mnt/b/x.vmdk"), true));
+        assert_eq!(map_path(Path::new("/vmfs/volumes/ds2/x.vmdk"), &maps), (PathBuf::from("/mnt/a/ds2/x.vmdk"), true));
+        assert!(!map_path(Path::new("/vmfs/volumesX/y"), &maps).1);
+        assert!(escapes(Path::new("../x")));
+        assert!(escapes(Path::new("a/../../x")));
+        assert!(!escapes(Path::new("a/../x")));
+    }
+
+    #[test]
+    fn detection() {
+        let p = Path::new("cfg");
+        assert_eq!(detect(b"name = 'x'\nmemory = 512\n", p), Some(SourceKind::Xl));
+        assert_eq!(detect(b"name = 'VM%d' % 1\n", p), Some(SourceKind::Xm));
+        assert_eq!(detect(b"# c\n(domain (name x))", p), Some(SourceKind::Sxp));
+        assert_eq!(detect(b".encoding = \"UTF-8\"\nconfig.version = \"8\"\n", p), Some(SourceKind::Vmx));
+        assert_eq!(detect(b"<?xml version='1.0'?><Envelope/>", p), Some(SourceKind::Ovf));
+        assert_eq!(detect(&ova::build_tar(&[("a.ovf", b"x")]), p), Some(SourceKind::Ova));
+        assert_eq!(detect(b"", p), None);
     }
 }

@@ -16,13 +16,8 @@ pub mod model;
 pub mod osmap;
 pub mod ova;
 pub mod ovf;
-pub mod pyeval;
-pub mod spec;
-pub mod sxp;
 pub mod vmx;
 pub mod xen;
-pub mod xl;
-pub mod xm;
 
 #[cfg(test)]
 mod golden;
@@ -30,3 +25,5 @@ mod golden;
 pub use error::{ErrorKind, GuestError};
 pub use load::{detect, load, open_disk, LoadOptions};
 pub use model::*;
+// The Xen parsers live under `xen/`; their old paths stay (`guest::xm`, `guest::pyeval`, ...).
+pub use xen::{pyeval, sxp, xl, xm};

@@ -1,7 +1,7 @@
 //! The guest model every config parser produces and the XVA writer consumes.
 //!
 //! ```text
-//!   xm / xl / SXP / VMX / OVF ──parse──► Guest ──to_vm_spec──► VmSpec (ova.xml)
+//!   xm / xl / SXP / VMX / OVF ──parse──► Guest ──plan::vm_spec──► VmSpec (ova.xml)
 //!                                          └── notes: what the target will not get
 //! ```
 //!
@@ -29,6 +29,9 @@ pub enum SourceKind {
     Ovf,
     /// OVA archive (OVF + disks in a tar).
     Ova,
+    /// No definition: bare disk images (`xva convert --disk`), with xva.py's defaults. Not a
+    /// kind that can be detected or asked for, so not in [`SourceKind::ALL`].
+    Disks,
 }
 
 impl SourceKind {
@@ -45,10 +48,11 @@ impl SourceKind {
             SourceKind::Vmx => "vmx",
             SourceKind::Ovf => "ovf",
             SourceKind::Ova => "ova",
+            SourceKind::Disks => "disks",
         }
     }
 
-    /// The kind called `name` (case-insensitive).
+    /// The definition kind called `name` (case-insensitive; one of [`SourceKind::ALL`]).
     pub fn from_name(name: &str) -> Option<SourceKind> {
         SourceKind::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(name))
     }
@@ -152,15 +156,8 @@ impl Vcpus {
     }
 }
 
-/// HVM firmware.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Firmware {
-    /// Legacy BIOS (hvmloader + SeaBIOS/ROMBIOS).
-    Bios,
-    /// UEFI (OVMF).
-    Uefi,
-}
+/// HVM firmware: shared with the XVA records (see [`crate::vm`]).
+pub use crate::vm::Firmware;
 
 /// How the guest boots.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -454,6 +451,21 @@ impl Guest {
     /// Whether the guest looks like Windows (OS hint, or viridian on).
     pub fn is_windows(&self) -> bool {
         self.os.as_ref().is_some_and(|o| o.family == OsFamily::Windows)
+    }
+
+    /// Switches a PV guest to HVM with BIOS (`--hvm`): for guests whose disk carries its own
+    /// kernel and bootloader. Adds a note; does nothing for HVM guests.
+    pub fn force_hvm(&mut self) {
+        if !self.boot.is_pv() {
+            return;
+        }
+        self.boot = Boot::hvm_bios();
+        self.notes.retain(|n| !n.message.starts_with("this is a PV guest"));
+        self.note(
+            Severity::Warning,
+            "converted from PV to HVM (--hvm): the guest must have a bootloader on its disk and \
+             Xen PV drivers (or emulated-device drivers) in its initrd",
+        );
     }
 
     /// Notes every parser wants once its model is complete: the PV warning, partition

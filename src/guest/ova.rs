@@ -14,13 +14,12 @@ use std::path::Path;
 use sha1::Digest as _;
 
 use super::error::{ErrorKind, GuestError, Result};
+use crate::tar;
 
 /// Tar block size.
-pub const BLOCK: u64 = 512;
+pub const BLOCK: u64 = tar::BLOCK as u64;
 /// Most members indexed.
 pub const MAX_MEMBERS: usize = 100_000;
-/// Longest GNU long name / PAX header read.
-const MAX_META: u64 = 1 << 20;
 
 /// One regular file in the archive.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,69 +68,29 @@ pub struct Header {
     pub typeflag: u8,
 }
 
-fn octal(field: &[u8]) -> Option<u64> {
-    if field.first().is_some_and(|&b| b & 0x80 != 0) {
-        // GNU base-256.
-        let mut v: u64 = u64::from(field[0] & 0x7f);
-        for &b in &field[1..] {
-            v = v.checked_mul(256)?.checked_add(u64::from(b))?;
-        }
-        return Some(v);
-    }
-    let s: String = field.iter().take_while(|&&b| b != 0).map(|&b| b as char).collect();
-    let s = s.trim();
-    if s.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(s, 8).ok()
-}
-
-fn cstr(field: &[u8]) -> String {
-    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    String::from_utf8_lossy(&field[..end]).into_owned()
-}
-
 /// Parses one 512-byte header block; `Ok(None)` for an all-zero block (end of archive).
 pub fn parse_header(block: &[u8]) -> Result<Option<Header>> {
-    if block.len() != BLOCK as usize {
+    let Ok(block) = <&[u8; tar::BLOCK]>::try_from(block) else {
         return Err(GuestError::invalid("short tar header"));
-    }
+    };
     if block.iter().all(|&b| b == 0) {
         return Ok(None);
     }
-    let stored =
-        octal(&block[148..156]).ok_or_else(|| GuestError::invalid("tar header checksum field is not octal"))?;
-    let sum: u64 =
-        block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) }).sum();
-    if sum != stored {
-        return Err(GuestError::invalid("tar header checksum mismatch: not a tar archive, or a corrupt one"));
-    }
-    let size = octal(&block[124..136]).ok_or_else(|| GuestError::invalid("tar header size field is not a number"))?;
-    let mut name = cstr(&block[0..100]);
-    if &block[257..262] == b"ustar" {
-        let prefix = cstr(&block[345..500]);
-        if !prefix.is_empty() {
-            name = format!("{prefix}/{name}");
+    match tar::decode(block, tar::Mode::Lenient) {
+        Ok(h) => Ok(Some(Header { name: h.name, size: h.size, typeflag: h.typeflag })),
+        Err(tar::HeaderError::BadChecksum { stored: None, .. }) => {
+            Err(GuestError::invalid("tar header checksum field is not octal"))
         }
+        Err(tar::HeaderError::BadChecksum { .. }) => {
+            Err(GuestError::invalid("tar header checksum mismatch: not a tar archive, or a corrupt one"))
+        }
+        Err(tar::HeaderError::BadNumber { .. }) => Err(GuestError::invalid("tar header size field is not a number")),
     }
-    Ok(Some(Header { name, size, typeflag: block[156] }))
 }
 
 /// Whether `head` (the first 512 bytes of a file) is a tar header.
 pub fn looks_like_tar(head: &[u8]) -> bool {
     head.len() >= 512 && matches!(parse_header(&head[..512]), Ok(Some(_)))
-}
-
-fn pax_path(data: &[u8]) -> Option<String> {
-    // records: "LEN key=value\n"
-    let text = String::from_utf8_lossy(data);
-    for rec in text.split('\n') {
-        let Some((_, kv)) = rec.split_once(' ') else { continue };
-        if let Some(p) = kv.strip_prefix("path=") {
-            return Some(p.to_string());
-        }
-    }
-    None
 }
 
 fn read_at(f: &File, path: &Path, buf: &mut [u8], off: u64) -> Result<()> {
@@ -164,12 +123,16 @@ pub fn index_file(path: &Path) -> Result<OvaIndex> {
         })?;
         match h.typeflag {
             b'L' | b'x' => {
-                if h.size > MAX_META {
+                if h.size > tar::MAX_EXTENSION {
                     return Err(GuestError::invalid("oversized tar metadata header").in_file(path));
                 }
                 let mut buf = vec![0u8; h.size as usize];
                 read_at(&f, path, &mut buf, data)?;
-                long_name = if h.typeflag == b'L' { Some(cstr(&buf)) } else { pax_path(&buf).or(long_name) };
+                long_name = if h.typeflag == b'L' {
+                    Some(tar::decode::long_name(&buf))
+                } else {
+                    tar::decode::pax_path(&buf).or(long_name)
+                };
             }
             b'0' | 0 | b'7' => {
                 if idx.members.len() >= MAX_MEMBERS {
@@ -278,8 +241,8 @@ impl Verifier {
     /// Compares the digest; a mismatch is an [`ErrorKind::Digest`] error.
     pub fn finish(self) -> Result<()> {
         let got: String = match self.state {
-            State::Sha1(h) => hex(&h.finalize()),
-            State::Sha256(h) => hex(&h.finalize()),
+            State::Sha1(h) => crate::hex::lower(&h.finalize()),
+            State::Sha256(h) => crate::hex::lower(&h.finalize()),
         };
         if got == self.expected {
             Ok(())
@@ -294,10 +257,6 @@ impl Verifier {
             ))
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Streams `member` of the OVA at `path` through a [`Verifier`] for `entry`.
@@ -330,41 +289,30 @@ pub fn read_member(path: &Path, member: &Member, limit: u64) -> Result<Vec<u8>> 
     Ok(buf)
 }
 
-/// Test and fixture helper: a ustar archive of `(name, data)` members, as `tar` writes it.
+/// Test and fixture helper: a ustar archive of `(name, data)` members, as `tar` writes it
+/// (headers from the one tar writer, [`crate::tar::header`]). Names are cut to 100 bytes;
+/// members the writer refuses (an empty name, 8 GiB or more) are left out.
 pub fn build_tar(members: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, data) in members {
-        let mut h = [0u8; 512];
-        let n = name.as_bytes();
-        h[..n.len().min(100)].copy_from_slice(&n[..n.len().min(100)]);
-        h[100..108].copy_from_slice(b"0000644\0");
-        h[108..116].copy_from_slice(b"0000000\0");
-        h[116..124].copy_from_slice(b"0000000\0");
-        h[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
-        h[136..148].copy_from_slice(b"00000000000\0");
-        h[156] = b'0';
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        out.extend_from_slice(&h);
-        out.extend_from_slice(data);
-        let pad = (512 - data.len() % 512) % 512;
-        out.extend(std::iter::repeat_n(0u8, pad));
+        let mut cut = name.len().min(100);
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let _ = tar::write_member(&mut out, &name[..cut], data);
     }
-    out.extend(std::iter::repeat_n(0u8, 1024));
+    out.extend_from_slice(&tar::END);
     out
 }
 
 /// SHA-256 of `data` as lower-case hex (for building manifests in tests).
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex(&sha2::Sha256::digest(data))
+    crate::hex::lower(&sha2::Sha256::digest(data))
 }
 
 /// SHA-1 of `data` as lower-case hex.
 pub fn sha1_hex(data: &[u8]) -> String {
-    hex(&sha1::Sha1::digest(data))
+    crate::hex::lower(&sha1::Sha1::digest(data))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 
 use super::session::Session;
 use super::Error;
-use crate::xva::rpc_value::Value;
+use crate::xmlrpc::Value;
 
 /// The guest-kernel directory of current xapi (the only one accepted from 24.20.0).
 pub const CURRENT_DIR: &str = "/var/lib/xcp/guest";

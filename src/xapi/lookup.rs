@@ -3,7 +3,7 @@
 
 use super::session::Session;
 use super::Error;
-use crate::xva::rpc_value::Value;
+use crate::xmlrpc::Value;
 
 /// The null reference.
 pub const NULL_REF: &str = "OpaqueRef:NULL";

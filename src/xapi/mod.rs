@@ -1,7 +1,7 @@
 //! XenAPI client: XML-RPC calls and the HTTP `PUT /import` that streams an XVA into a host.
 //!
 //! ```text
-//!   http (TCP / TLS, hand-written HTTP/1.x) ─► xmlrpc (methodCall / methodResponse envelope)
+//!   http (TCP / TLS, hand-written HTTP/1.x) ─► crate::xmlrpc::method (methodCall / methodResponse envelope)
 //!        │                                         ─► session (login, HOST_IS_SLAVE, logout guard)
 //!        │                                              ─► task, lookup (pool / SR / network / VM)
 //!        └──────────────────────────────────────────► import (PUT /import: head first, then body)
@@ -16,11 +16,10 @@ pub mod lookup;
 pub mod session;
 pub mod task;
 pub mod tls;
-pub mod xmlrpc;
 
 use std::io;
 
-pub use xmlrpc::XapiError;
+pub use crate::xmlrpc::XapiError;
 
 /// Why talking to a host failed.
 #[derive(Debug, thiserror::Error)]

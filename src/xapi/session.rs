@@ -8,9 +8,9 @@ use std::fmt;
 use std::io::Write;
 
 use super::http::{read_body, read_head, Endpoint, Transport, MAX_BODY};
-use super::xmlrpc::{decode_response, method_call, CallError};
 use super::{Error, XapiError};
-use crate::xva::rpc_value::Value;
+use crate::xmlrpc::method::{decode_response, method_call, CallError};
+use crate::xmlrpc::Value;
 
 /// The `originator` sent at login (xapi caps sessions per originator).
 pub const ORIGINATOR: &str = "xva";

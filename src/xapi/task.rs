@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::session::{short, Session};
 use super::Error;
-use crate::xva::rpc_value::Value;
+use crate::xmlrpc::Value;
 
 /// `task.get_status`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,12 +129,8 @@ pub fn result_refs(result: &str) -> Vec<String> {
     if t.starts_with("OpaqueRef:") {
         return vec![t.to_string()];
     }
-    let value = match crate::xva::rpc_parse::parse_str(t) {
-        Ok(p) => p.value,
-        Err(_) => match super::xmlrpc::parse_value(t) {
-            Ok(v) => v,
-            Err(_) => return Vec::new(),
-        },
+    let Ok(value) = crate::xmlrpc::method::parse_value(t) else {
+        return Vec::new();
     };
     let mut out = Vec::new();
     collect_refs(&value, &mut out);

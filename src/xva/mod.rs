@@ -2,18 +2,18 @@
 //! validating it the way xapi's importer does.
 //!
 //! ```text
-//!   VmSpec ──records──► ova.xml (rpc_value) ─┐
-//!   disks (BlockReader) ──writer──► chunks ──┴─► tar stream ─► file / HTTP body
+//!   VmSpec ──records──► ova.xml (xmlrpc::Value) ─┐
+//!   disks (BlockReader) ──writer──► chunks ──────┴─► tar stream ─► file / HTTP body
 //!   tar stream ──reader──► members ──validate──► violations, disk digests, extract
 //! ```
 //! Spec: `xva-format-and-xapi-import.md` (shared specs), summarised in `docs/formats/xva.md`.
 
+/// Size of a chunk: what xapi's exporter writes, and what its importer assumes for omitted ones.
+pub const CHUNK: u64 = 1 << 20;
+
 pub mod records;
-pub mod rpc_value;
-pub mod tar;
 pub mod writer;
 
-// Reading side: XML-RPC parsing, tar/XVA reading, validation, extraction.
+// Reading side: tar/XVA reading, validation, extraction (ova.xml is parsed by crate::xmlrpc).
 pub mod reader;
-pub mod rpc_parse;
 pub mod validate;

@@ -9,7 +9,7 @@
 //! Object ids: the VM is `Ref:0`, the SR `Ref:1`; disk `i` gets the VDI id `Ref:d{i:03}` so that
 //! xapi's bytewise order of ids (the order it reads disk data in) is the disks' order.
 
-use super::rpc_value::Value;
+use crate::xmlrpc::Value;
 
 /// The largest number of disks one VM can have (userdevice 0–254, less the CD's slot).
 pub const MAX_DISKS: usize = 254;
@@ -56,23 +56,8 @@ impl Boot {
     }
 }
 
-/// HVM firmware.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Firmware {
-    /// Legacy BIOS.
-    Bios,
-    /// UEFI (XenServer 8 / XCP-ng 8.2 and later).
-    Uefi,
-}
-
-impl Firmware {
-    fn as_str(self) -> &'static str {
-        match self {
-            Firmware::Bios => "bios",
-            Firmware::Uefi => "uefi",
-        }
-    }
-}
+/// HVM firmware: shared with the guest model (see [`crate::vm`]).
+pub use crate::vm::Firmware;
 
 /// Platform flags (`VM.platform`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -24,11 +24,9 @@ use std::time::{Duration, Instant};
 
 use sha1::Digest as _;
 
-use super::tar;
+use super::CHUNK;
 use crate::backends::{self, BlockReader, Mapping};
-
-/// Size of a chunk: what xapi's exporter uses, and what its importer assumes for omitted ones.
-pub const CHUNK: u64 = 1 << 20;
+use crate::tar;
 
 /// The largest chunk counter that fits `%08d`: disks up to ~95 TiB.
 pub const MAX_CHUNKS: u64 = 100_000_000;
@@ -56,21 +54,10 @@ impl ChecksumKind {
     /// The checksum body for `data`, exactly as xapi compares it.
     pub fn body(self, data: &[u8]) -> String {
         match self {
-            ChecksumKind::Sha1 => hex_lower(&sha1::Sha1::digest(data)),
+            ChecksumKind::Sha1 => crate::hex::lower(&sha1::Sha1::digest(data)),
             ChecksumKind::Xxhash => format!("{:016X}", xxhash_rust::xxh64::xxh64(data, 0)),
         }
     }
-}
-
-/// Lowercase hex of `bytes`.
-pub fn hex_lower(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[usize::from(b >> 4)] as char);
-        s.push(HEX[usize::from(b & 15)] as char);
-    }
-    s
 }
 
 /// One disk to write.

@@ -24,9 +24,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use sha2::Digest as _;
 
-use xva::xapi::xmlrpc::{failure_response, parse_method_call, success_response, XapiError};
+use xva::xmlrpc::method::{failure_response, parse_method_call, success_response, XapiError};
+use xva::xmlrpc::Value;
 use xva::xva::reader::{DiskRange, ImportVisitor, StreamedVdi};
-use xva::xva::rpc_value::Value;
 use xva::xva::validate::{verify_with_visitor, Severity, VerifyOptions};
 
 pub const USER: &str = "root";
@@ -620,7 +620,7 @@ fn first_member<'a>(tar: &'a [u8], name: &str) -> Option<&'a [u8]> {
 
 /// The member `field` of the VM object's snapshot in an `ova.xml`, as text.
 pub fn vm_field(ova_xml: &str, field: &str) -> Option<String> {
-    let doc = xva::xva::rpc_parse::parse_str(ova_xml).ok()?.value;
+    let doc = xva::xmlrpc::parse::parse_str(ova_xml).ok()?.value;
     let Some(Value::Array(objects)) = doc.get("objects") else { return None };
     let vm = objects.iter().find(|o| o.get("class").and_then(Value::as_str) == Some("VM"))?;
     vm.get("snapshot")?.get(field)?.as_str().map(str::to_string)

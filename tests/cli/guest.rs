@@ -354,7 +354,7 @@ fn config_to_xva_end_to_end() {
     assert_eq!(g.source_kind, xva::guest::SourceKind::Xm);
     let readers = g.open_disks(&OpenOptions::default()).unwrap();
     let sizes: Vec<u64> = readers.iter().map(|r| r.virtual_size()).collect();
-    let vm = g.to_vm_spec(&sizes).unwrap();
+    let vm = xva::plan::vm_spec(&g, &sizes).unwrap();
     let xml = records::ova_xml(&vm).unwrap();
     let ids: Vec<String> = (0..readers.len()).map(records::vdi_id).collect();
     let sources: Vec<writer::DiskSource<'_>> =

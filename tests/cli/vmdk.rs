@@ -130,6 +130,22 @@ fn cid_mismatch_is_a_clear_error() {
     assert!(e.contains("CID") && e.contains("0badc0de") && e.contains("base.vmdk"), "{e}");
 }
 
+/// `--ignore-parent-mismatch` reads such a chain anyway; `--ignore-cid` still works as its alias.
+#[test]
+fn cid_mismatch_can_be_ignored_with_either_flag() {
+    let t = TestDir::new();
+    let size = chain(&t, "monolithicFlat");
+    let text = std::fs::read_to_string(t.join("base.vmdk")).unwrap();
+    let line = text.lines().find(|l| l.starts_with("CID=")).unwrap().to_string();
+    std::fs::write(t.join("base.vmdk"), text.replace(&line, "CID=0badc0de")).unwrap();
+    let e = stderr(&t.xva(["info", "base-000001.vmdk"]));
+    assert!(e.contains("--ignore-parent-mismatch"), "{e}");
+    for flag in ["--ignore-parent-mismatch", "--ignore-cid"] {
+        let out = t.xva_ok(["map", "--output", "json", flag, "base-000001.vmdk"]);
+        assert!(!parse_map(&out, size).is_empty(), "{flag}: {out}");
+    }
+}
+
 /// `xva convert` of a VMDK chain: the disk rebuilt from the XVA's chunks (missing chunks are
 /// zeros) equals `qemu-img convert -O raw`.
 #[test]

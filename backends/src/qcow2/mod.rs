@@ -30,14 +30,18 @@ use std::sync::Arc;
 use self::header::{Compression, Header, AUTOCLEAR_DATA_FILE_RAW, MAGIC};
 use self::mapping::{read_be_table, ClusterMap, Flavour, Geometry};
 use crate::error::{Error, ErrorKind, Result};
+use crate::format::{Confidence, ProbeInput};
+use crate::parent::{self, ParentRef};
 use crate::policy::OpenCtx;
-use crate::probe::{self, Confidence, Format, ProbeInput};
-use crate::reader::{BlockReader, Extent};
+use crate::probe;
+use crate::reader::{BlockReader, Extent, Format};
 use crate::source::{read_vec, ByteSource};
 
 /// The registry entry for qcow2 and qcow.
 pub static FORMAT: Format = Format {
     name: "qcow2",
+    title: "qcow2/qcow",
+    readable: true,
     description: "QEMU qcow2 (v2, v3: backing files, zlib/zstd compression, extended L2, external \
                   data file) and qcow v1, including Xen blktap's",
     probe: probe_qcow,
@@ -283,7 +287,8 @@ fn open_backing(ctx: &OpenCtx<'_>, child: &Path, name: &str, format: Option<&str
             .with_path(child)
         })?),
     };
-    probe::open_parent(ctx, child, name, "backing file", fmt).map_err(|e| {
+    let r = ParentRef { name, field: "backing file", format: fmt, expect: None };
+    parent::open_parent(ctx, child, &r).map_err(|e| {
         if e.kind() == ErrorKind::MissingFile {
             Error::new(ErrorKind::MissingFile, format!("{} (the backing file of this image)", e.message()))
                 .with_path(child)

@@ -11,14 +11,17 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::format::{Confidence, ProbeInput};
 use crate::policy::OpenCtx;
-use crate::probe::{Confidence, Format, ProbeInput};
+use crate::reader::Format;
 use crate::reader::{Allocation, BlockReader, Extent};
 use crate::source::{ByteSource, FileKind};
 
 /// The registry entry for raw images.
 pub static FORMAT: Format = Format {
     name: "raw",
+    title: "raw files, block devices / LVM volumes",
+    readable: true,
     description: "raw disk image, sparse file or block device (LVM logical volume)",
     probe: |_: &ProbeInput<'_>| Confidence::FALLBACK,
     open: |src, _ctx: &OpenCtx<'_>| Ok(Box::new(RawReader::new(src)?)),

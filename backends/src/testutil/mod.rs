@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::probe::Format;
+use crate::reader::Format;
 use crate::reader::{Allocation, BlockReader, Extent};
 
 /// What a [`MemLayer`] segment holds.
@@ -33,8 +33,10 @@ pub struct MemLayer {
 /// The registry entry used by in-memory layers.
 pub static MEM_FORMAT: Format = Format {
     name: "mem",
+    title: "in-memory layers",
+    readable: true,
     description: "in-memory test layer",
-    probe: |_| crate::probe::Confidence::NO,
+    probe: |_| crate::format::Confidence::NO,
     open: |_, _| Err(Error::unsupported("in-memory layers cannot be opened from files")),
 };
 

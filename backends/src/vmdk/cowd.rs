@@ -25,7 +25,7 @@ pub const GT_ENTRIES: u64 = 4096;
 const MAX_GRAIN_SECTORS: u64 = 0x20_0000;
 
 fn le32(b: &[u8], at: usize) -> u64 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as u64
+    crate::le::u32(b, at) as u64
 }
 
 /// Opens the grain map of a COWD file.

@@ -8,26 +8,18 @@
 //! ```
 //!
 //! The formats differ only in how entries are encoded; [`Encoding`] says which. Every table
-//! offset is checked against the file length before it is read, and the cache is capped in
-//! bytes, so memory stays bounded whatever the disk size.
+//! offset is checked against the file length before it is read, and the cache
+//! ([`crate::cache`]) is capped in bytes, so memory stays bounded whatever the disk size.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use crate::cache::{LayerCache, TABLE_CACHE_BYTES};
 use crate::error::{CheckedExt, Error, Result};
 use crate::reader::Allocation;
 use crate::source::ByteSource;
 
-/// Bytes of grain tables one layer keeps (all its extents together): 16 MiB holds 4096 hosted
-/// sparse tables, which map 128 GiB of disk.
-pub const TABLE_CACHE_BYTES: usize = 16 << 20;
-/// Bytes of inflated grains one layer keeps, for reads smaller than a grain.
-const GRAIN_CACHE_BYTES: usize = 1 << 20;
-/// Unique ids for grain maps, so that extents can share one cache.
-static NEXT_MAP_ID: AtomicU64 = AtomicU64::new(1);
 /// Largest compressed grain we inflate (bounds the decode buffer).
 pub const MAX_COMPRESSED_GRAIN: u64 = 16 << 20;
 
@@ -64,85 +56,6 @@ pub enum Storage {
 thread_local! {
     /// Per-thread read buffer and inflater for compressed grains (reused, not reallocated).
     static SCRATCH: RefCell<(Vec<u8>, Option<flate2::Decompress>)> = const { RefCell::new((Vec::new(), None)) };
-}
-
-/// (grain map id, file offset).
-type CacheKey = (u64, u64);
-
-/// The caches of one layer, shared by its extents and bounded in bytes, so that memory does
-/// not grow with the disk size or with the number of extents.
-#[derive(Debug)]
-pub struct LayerCache {
-    tables: Mutex<Tables>,
-    grains: Mutex<Vec<(CacheKey, Arc<Vec<u8>>)>>,
-    table_budget: usize,
-    tick: AtomicU64,
-}
-
-/// Grain tables by (map id, file offset), with the tick of their last use, and their size.
-#[derive(Debug, Default)]
-struct Tables {
-    map: HashMap<CacheKey, (Arc<[u64]>, u64)>,
-    bytes: usize,
-}
-
-impl LayerCache {
-    /// A cache holding at most `table_budget` bytes of grain tables (at least a few tables).
-    pub fn new(table_budget: usize) -> Arc<LayerCache> {
-        Arc::new(LayerCache {
-            tables: Mutex::new(Tables::default()),
-            grains: Mutex::new(Vec::new()),
-            table_budget,
-            tick: AtomicU64::new(0),
-        })
-    }
-
-    fn table(&self, key: (u64, u64)) -> Option<Arc<[u64]>> {
-        let now = self.tick.fetch_add(1, Ordering::Relaxed);
-        let mut c = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        c.map.get_mut(&key).map(|(t, used)| {
-            *used = now;
-            t.clone()
-        })
-    }
-
-    fn insert_table(&self, key: (u64, u64), t: Arc<[u64]>) {
-        let now = self.tick.fetch_add(1, Ordering::Relaxed);
-        let size = t.len() * 8;
-        let mut c = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        if c.bytes + size > self.table_budget && c.map.len() >= 4 {
-            // Evict the least recently used quarter (amortises the O(n) scan).
-            let mut ages: Vec<u64> = c.map.values().map(|(_, u)| *u).collect();
-            ages.sort_unstable();
-            let cut = ages[ages.len() / 4];
-            c.map.retain(|_, (_, u)| *u > cut);
-            c.bytes = c.map.values().map(|(t, _)| t.len() * 8).sum();
-        }
-        if c.map.insert(key, (t, now)).is_none() {
-            c.bytes += size;
-        }
-    }
-
-    /// Bytes of grain tables held.
-    pub fn table_bytes(&self) -> usize {
-        self.tables.lock().unwrap_or_else(|e| e.into_inner()).bytes
-    }
-
-    fn grain(&self, key: (u64, u64)) -> Option<Arc<Vec<u8>>> {
-        let c = self.grains.lock().unwrap_or_else(|e| e.into_inner());
-        c.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
-    }
-
-    fn insert_grain(&self, key: (u64, u64), g: Arc<Vec<u8>>) {
-        if g.len() > GRAIN_CACHE_BYTES / 2 {
-            return;
-        }
-        let mut c = self.grains.lock().unwrap_or_else(|e| e.into_inner());
-        while !c.is_empty() && c.iter().map(|(_, v)| v.len()).sum::<usize>() + g.len() > GRAIN_CACHE_BYTES {
-            c.remove(0);
-        }
-        c.push((key, g));
-    }
 }
 
 /// One grain-directory slot, decoded.
@@ -217,16 +130,7 @@ pub fn read_entries(src: &dyn ByteSource, offset: u64, count: u64, width: u64, w
         .with_path(src.path()));
     }
     let raw = crate::source::read_vec(src, offset, bytes as usize, what)?;
-    Ok(raw
-        .chunks_exact(width as usize)
-        .map(|c| {
-            if width == 4 {
-                u32::from_le_bytes(c.try_into().unwrap()) as u64
-            } else {
-                u64::from_le_bytes(c.try_into().unwrap())
-            }
-        })
-        .collect())
+    Ok(crate::le::entries(&raw, width as usize))
 }
 
 impl GrainMap {
@@ -267,7 +171,7 @@ impl GrainMap {
             gd,
             enc,
             storage,
-            id: NEXT_MAP_ID.fetch_add(1, Ordering::Relaxed),
+            id: crate::cache::next_owner_id(),
             cache: LayerCache::new(TABLE_CACHE_BYTES),
         })
     }
@@ -301,12 +205,12 @@ impl GrainMap {
 
     /// The grain table at `offset`, from the cache or the file.
     fn table(&self, offset: u64) -> Result<Arc<[u64]>> {
-        if let Some(t) = self.cache.table((self.id, offset)) {
+        if let Some(t) = self.cache.tables.get((self.id, offset)) {
             return Ok(t);
         }
         let t: Arc<[u64]> =
             read_entries(self.src.as_ref(), offset, self.gt_len, self.entry_width(), "grain table")?.into();
-        self.cache.insert_table((self.id, offset), t.clone());
+        self.cache.tables.insert((self.id, offset), t.clone(), t.len() * 8);
         Ok(t)
     }
 
@@ -467,8 +371,8 @@ impl GrainMap {
     }
 
     fn read_compressed(&self, buf: &mut [u8], off: u64, markers: bool) -> Result<()> {
-        // Split the request into per-grain jobs; full grains decode straight into `buf`.
-        let mut jobs: Vec<(&mut [u8], u64, usize, u64)> = Vec::new(); // (dst, grain, in_grain, file off)
+        // One grain at a time; full grains decode straight into `buf`. Concurrency comes from
+        // callers reading different ranges at once, never from threads inside a read.
         let mut rest = buf;
         let mut v = off;
         while !rest.is_empty() {
@@ -476,34 +380,12 @@ impl GrainMap {
             let in_grain = (v % self.grain) as usize;
             let n = (self.grain as usize - in_grain).min(rest.len());
             let (head, tail) = rest.split_at_mut(n);
-            jobs.push((head, g, in_grain, self.data_offset(g)?));
+            let at = self.data_offset(g)?;
+            self.decode_into(head, g, in_grain, at, markers)?;
             rest = tail;
             v += n as u64;
         }
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
-        if threads < 2 || jobs.len() < 4 {
-            for (dst, g, in_grain, at) in jobs {
-                self.decode_into(dst, g, in_grain, at, markers)?;
-            }
-            return Ok(());
-        }
-        let per = jobs.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = jobs
-                .chunks_mut(per)
-                .map(|chunk| {
-                    s.spawn(move || -> Result<()> {
-                        for (dst, g, in_grain, at) in chunk.iter_mut() {
-                            self.decode_into(dst, *g, *in_grain, *at, markers)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().unwrap_or_else(|_| Err(Error::corrupt("grain decoder thread panicked"))))
-        })
+        Ok(())
     }
 
     fn decode_into(&self, dst: &mut [u8], g: u64, in_grain: usize, at: u64, markers: bool) -> Result<()> {
@@ -511,13 +393,13 @@ impl GrainMap {
         if in_grain == 0 && dst.len() == glen {
             return self.inflate(dst, g, at, markers);
         }
-        let data = match self.cache.grain((self.id, at)) {
+        let data = match self.cache.blocks.get((self.id, at)) {
             Some(d) => d,
             None => {
                 let mut d = vec![0u8; glen];
                 self.inflate(&mut d, g, at, markers)?;
                 let d = Arc::new(d);
-                self.cache.insert_grain((self.id, at), d.clone());
+                self.cache.blocks.insert((self.id, at), d.clone(), d.len());
                 d
             }
         };
@@ -551,8 +433,8 @@ impl GrainMap {
                 if buf.len() < 12 {
                     return Err(corrupt(format!("grain marker of grain {g} is cut off by the end of the file")));
                 }
-                let lba = u64::from_le_bytes(buf[0..8].try_into().unwrap());
-                let size = u32::from_le_bytes(buf[8..12].try_into().unwrap()) as u64;
+                let lba = crate::le::u64(buf, 0);
+                let size = crate::le::u32(buf, 8) as u64;
                 if size == 0 {
                     return Err(corrupt(format!("grain {g} points at a metadata marker, not a compressed grain")));
                 }

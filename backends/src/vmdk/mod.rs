@@ -32,15 +32,21 @@ use std::sync::Arc;
 use self::descriptor::{Access, Descriptor, ExtentLine, ExtentType, NO_PARENT_CID};
 use self::flat::Flat;
 use self::grains::GrainMap;
+use crate::cache::{LayerCache, TABLE_CACHE_BYTES};
 use crate::error::{CheckedExt, Error, ErrorKind, Result};
+use crate::format::{Confidence, ProbeInput};
+use crate::parent::{self, LayerId, ParentRef};
 use crate::policy::OpenCtx;
-use crate::probe::{self, Confidence, Format, ProbeInput};
+use crate::probe;
+use crate::reader::Format;
 use crate::reader::{Allocation, BlockReader, Extent};
 use crate::source::{read_vec, ByteSource};
 
 /// The registry entry for VMDK.
 pub static FORMAT: Format = Format {
     name: "vmdk",
+    title: "VMDK",
+    readable: true,
     description: "VMware VMDK: monolithic/split sparse and flat, streamOptimized, ESXi vmfs, \
                   vmfsSparse (COWD) and seSparse snapshot deltas",
     probe: probe_vmdk,
@@ -63,8 +69,7 @@ fn probe_vmdk(input: &ProbeInput<'_>) -> Confidence {
     if h.starts_with(sparse::MAGIC) || h.starts_with(cowd::MAGIC) {
         return Confidence::CERTAIN;
     }
-    if sesparse::has_magic(h) && h.len() >= 16 && u64::from_le_bytes(h[8..16].try_into().unwrap()) == sesparse::VERSION
-    {
+    if sesparse::has_magic(h) && h.len() >= 16 && crate::le::u64(h, 8) == sesparse::VERSION {
         return Confidence::CERTAIN;
     }
     if looks_like_descriptor(h, input.len) {
@@ -112,6 +117,7 @@ pub struct VmdkReader {
     extents: Vec<Ext>,
     parent: Option<Box<dyn BlockReader>>,
     cid: Option<u32>,
+    expects: Option<LayerId>,
     details: Vec<(String, String)>,
 }
 
@@ -218,6 +224,7 @@ impl VmdkReader {
         }
         details.extend(desc.other.iter().cloned());
         details.extend(desc.ddb.iter().cloned());
+        let expects = expected_parent(&desc);
         let parent = if desc.has_parent() {
             let hint = desc.parent_hint.as_deref().ok_or_else(|| {
                 Error::invalid(format!(
@@ -227,13 +234,12 @@ impl VmdkReader {
                 ))
                 .with_path(path)
             })?;
-            let parent = open_parent_hint(ctx, path, hint)?;
-            check_cid(&desc, path, parent.as_ref(), ctx)?;
-            Some(parent)
+            let link = ParentRef { name: hint, field: "parentFileNameHint", format: Some(&FORMAT), expect: expects };
+            Some(parent::open_parent(ctx, path, &link)?)
         } else {
             None
         };
-        Ok(VmdkReader { path: path.to_path_buf(), size, extents, parent, cid: desc.cid, details })
+        Ok(VmdkReader { path: path.to_path_buf(), size, extents, parent, cid: desc.cid, expects, details })
     }
 
     /// The descriptor's content id, if it has one.
@@ -248,6 +254,12 @@ impl VmdkReader {
                 .with_path(&self.path)
         })
     }
+}
+
+/// `parentCID` of a child must equal its parent's `CID` (VMware refuses such a chain, and qemu
+/// fails every read that reaches the parent); `ffffffff` means "no parent".
+fn expected_parent(desc: &Descriptor) -> Option<LayerId> {
+    desc.parent_cid.filter(|&c| c != NO_PARENT_CID).map(LayerId::VmdkCid)
 }
 
 fn refuse_device(desc: &Descriptor, what: &str) -> Error {
@@ -316,7 +328,7 @@ fn open_extents(
         start = start.add_or(len, "virtual size")?;
     }
     // One bounded cache for all the sparse extents of this layer.
-    let cache = grains::LayerCache::new(grains::TABLE_CACHE_BYTES);
+    let cache = LayerCache::new(TABLE_CACHE_BYTES);
     for e in &mut extents {
         if let ExtData::Sparse(m) = &mut e.data {
             m.share_cache(cache.clone());
@@ -374,66 +386,6 @@ fn open_file_extent(kind: &ExtentType, line: &ExtentLine, file: Arc<dyn ByteSour
     }
 }
 
-/// Names to try for `parentFileNameHint`: as written (relative to the child); for an absolute
-/// or Windows path, then its file name in the child's directory.
-fn parent_candidates(hint: &str) -> Vec<String> {
-    let b = hint.as_bytes();
-    let windows = hint.contains('\\') || (b.len() >= 2 && b[1] == b':' && b[0].is_ascii_alphabetic());
-    let base = hint.rsplit(['/', '\\']).next().unwrap_or(hint).to_string();
-    if windows {
-        vec![base]
-    } else if hint.starts_with('/') {
-        vec![hint.to_string(), base]
-    } else {
-        vec![hint.to_string()]
-    }
-}
-
-fn open_parent_hint(ctx: &OpenCtx<'_>, child: &Path, hint: &str) -> Result<Box<dyn BlockReader>> {
-    let cands = parent_candidates(hint);
-    let mut last = None;
-    for (i, c) in cands.iter().enumerate() {
-        match ctx.policy.resolve(child, c, "parent") {
-            Ok(_) => return probe::open_parent(ctx, child, c, "parent", Some(&FORMAT)),
-            Err(e) if i + 1 < cands.len() => last = Some(e),
-            Err(e) => {
-                let msg = if c != hint {
-                    format!("parentFileNameHint {hint:?}: looked for {c:?} in the disk's directory: {}", e.message())
-                } else {
-                    e.message().to_string()
-                };
-                let _ = last.take();
-                let mut out = Error::new(e.kind(), msg).with_path(child);
-                if let Some(p) = e.path() {
-                    out = out.with_path(p);
-                }
-                return Err(out);
-            }
-        }
-    }
-    Err(last.unwrap_or_else(|| Error::invalid("empty parentFileNameHint").with_path(child)))
-}
-
-/// `parentCID` of the child must equal the parent's `CID` (VMware refuses such a chain, and
-/// qemu fails every read that reaches the parent), unless the policy says to ignore it.
-fn check_cid(desc: &Descriptor, child: &Path, parent: &dyn BlockReader, ctx: &OpenCtx<'_>) -> Result<()> {
-    let Some(want) = desc.parent_cid.filter(|&c| c != NO_PARENT_CID) else {
-        return Ok(());
-    };
-    let have =
-        parent.details().into_iter().find(|(k, _)| k == "CID").and_then(|(_, v)| u32::from_str_radix(&v, 16).ok());
-    match have {
-        Some(have) if have != want && !ctx.policy.ignore_cid => Err(Error::corrupt(format!(
-            "snapshot chain is broken: this delta expects its parent {} to have CID {want:08x}, \
-             but the parent has CID {have:08x} (the parent was modified after the snapshot was \
-             taken). Pass --ignore-cid to read the chain anyway",
-            parent.path().display()
-        ))
-        .with_path(child)),
-        _ => Ok(()),
-    }
-}
-
 impl BlockReader for VmdkReader {
     fn format(&self) -> &'static Format {
         &FORMAT
@@ -488,6 +440,14 @@ impl BlockReader for VmdkReader {
         self.parent.as_deref()
     }
 
+    fn identity(&self) -> Option<LayerId> {
+        self.cid.map(LayerId::VmdkCid)
+    }
+
+    fn expected_parent(&self) -> Option<LayerId> {
+        self.expects
+    }
+
     fn details(&self) -> Vec<(String, String)> {
         self.details.clone()
     }
@@ -529,18 +489,5 @@ mod tests {
         }
         // A text descriptor is small; a large file with such text is something else.
         assert_eq!(probe(b"createType=\"x\"\n", 10 << 20), Confidence::NO);
-    }
-
-    #[test]
-    fn parent_hint_candidates() {
-        assert_eq!(parent_candidates("base.vmdk"), ["base.vmdk"]);
-        assert_eq!(parent_candidates("sub/base.vmdk"), ["sub/base.vmdk"]);
-        assert_eq!(
-            parent_candidates("/vmfs/volumes/ds1/vm/base.vmdk"),
-            ["/vmfs/volumes/ds1/vm/base.vmdk", "base.vmdk"]
-        );
-        assert_eq!(parent_candidates("C:\\VMs\\w7\\base.vmdk"), ["base.vmdk"]);
-        assert_eq!(parent_candidates("D:base.vmdk"), ["D:base.vmdk"]);
-        assert_eq!(parent_candidates("..\\base.vmdk"), ["base.vmdk"]);
     }
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use super::grains::{self, Encoding, Gde, GrainMap, Storage};
 use crate::error::{CheckedExt, Error, Result};
+use crate::le::u64 as le64;
 use crate::source::{read_vec, ByteSource};
 
 /// Const header magic (u64 LE at 0).
@@ -28,10 +29,6 @@ pub const VOLATILE_MAGIC: u64 = 0xcafe_cafe;
 pub const VERSION: u64 = 0x0000_0002_0000_0001;
 /// Entries per grain table (64 sectors of u64).
 const GT_ENTRIES: u64 = 4096;
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
 
 /// True when `head` starts with the seSparse const-header magic.
 pub fn has_magic(head: &[u8]) -> bool {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use super::grains::{self, Encoding, Gde, GrainMap, Storage};
 use crate::error::{CheckedExt, Error, Result};
+use crate::le::{u32 as le32, u64 as le64};
 use crate::source::{read_vec, ByteSource};
 
 /// `KDMV` as it appears in the file.
@@ -74,13 +75,6 @@ pub struct Header {
     pub compress_algorithm: u16,
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
-
 impl Header {
     /// Parses the first 512 bytes of `b` (which must start with `KDMV`).
     pub fn parse(b: &[u8]) -> Result<Header> {
@@ -102,7 +96,7 @@ impl Header {
             gd_offset: le64(b, 56),
             overhead: le64(b, 64),
             unclean_shutdown: b[72],
-            compress_algorithm: u16::from_le_bytes([b[77], b[78]]),
+            compress_algorithm: crate::le::u16(b, 77),
         })
     }
 

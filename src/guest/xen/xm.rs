@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use super::error::{GuestError, Result};
-use super::model::{Guest, Severity};
 use super::pyeval::{self, Value};
-use super::xen::{self, Dialect, Opts, XVal};
+use crate::guest::error::{GuestError, Result};
+use crate::guest::model::{Guest, Severity};
+use crate::guest::xen::{self, Dialect, Opts, XVal};
 
 /// Parses an xm config with no command-line variables.
 pub fn parse(text: &str) -> Result<Guest> {

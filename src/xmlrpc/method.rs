@@ -14,14 +14,13 @@
 //! error, never a panic), nesting is capped at [`MAX_DEPTH`] and the caller bounds the body size.
 //! It accepts what any XML-RPC server sends (typed and untyped scalars, `<string>`, `<i4>`,
 //! `<int>`, `<i8>`, `<boolean>`, `<double>`, `<dateTime.iso8601>`, `<base64>` and `<nil/>` kept as
-//! text); the stricter ocaml-rpc-faithful parser for `ova.xml` is [`crate::xva::rpc_parse`].
+//! text); the stricter ocaml-rpc-faithful parser for `ova.xml` is [`super::parse`]. Both read
+//! through the one lexer (`lexer.rs`).
 
 use std::fmt;
 
-use quick_xml::events::Event;
-use quick_xml::Reader;
-
-use crate::xva::rpc_value::{escape_into, Value};
+use super::lexer::{Lexer, Signal};
+use super::value::{escape_into, Value};
 
 /// Deepest element nesting accepted in a response (XenAPI records need about 10).
 pub const MAX_DEPTH: usize = 64;
@@ -166,7 +165,7 @@ pub fn scalar_text(v: &Value) -> String {
 /// Parses a `methodResponse`: the single parameter's value, or the fault as an error.
 pub fn parse_method_response(body: &[u8]) -> Result<Value, MalformedResponse> {
     let text = std::str::from_utf8(body).map_err(|e| MalformedResponse(format!("not UTF-8 ({e})")))?;
-    let mut p = Parser::new(text);
+    let mut p = Parser::new(text)?;
     p.expect_start("methodResponse")?;
     match p.next_start()?.as_str() {
         "params" => {
@@ -192,7 +191,7 @@ pub fn parse_method_response(body: &[u8]) -> Result<Value, MalformedResponse> {
 /// Parses a `methodCall` (used by test servers and the fuzz target): method name and parameters.
 pub fn parse_method_call(body: &[u8]) -> Result<(String, Vec<Value>), MalformedResponse> {
     let text = std::str::from_utf8(body).map_err(|e| MalformedResponse(format!("not UTF-8 ({e})")))?;
-    let mut p = Parser::new(text);
+    let mut p = Parser::new(text)?;
     p.expect_start("methodCall")?;
     p.expect_start("methodName")?;
     let name = p.text_until_end("methodName")?;
@@ -219,7 +218,7 @@ pub fn parse_method_call(body: &[u8]) -> Result<(String, Vec<Value>), MalformedR
 
 /// Parses a lone `<value>` document (what `task.get_result` returns, as a string).
 pub fn parse_value(text: &str) -> Result<Value, MalformedResponse> {
-    let mut p = Parser::new(text);
+    let mut p = Parser::new(text)?;
     p.expect_start("value")?;
     p.value_after_open()
 }
@@ -229,8 +228,9 @@ enum Tag {
     End(String),
 }
 
+/// The lenient XML-RPC reader over the shared [`Lexer`].
 struct Parser<'a> {
-    r: Reader<&'a [u8]>,
+    lx: Lexer<'a>,
     depth: usize,
 }
 
@@ -239,39 +239,40 @@ fn xml_err(e: impl fmt::Display) -> MalformedResponse {
 }
 
 impl<'a> Parser<'a> {
-    fn new(text: &'a str) -> Parser<'a> {
-        let mut r = Reader::from_str(text);
-        let c = r.config_mut();
-        c.expand_empty_elements = true;
-        c.check_end_names = true;
-        Parser { r, depth: 0 }
+    fn new(text: &'a str) -> Result<Parser<'a>, MalformedResponse> {
+        Ok(Parser { lx: Lexer::new(text).map_err(xml_err)?, depth: 0 })
     }
 
-    /// The next start or end tag, skipping whitespace, comments, declarations.
+    fn signal(&mut self) -> Result<Signal, MalformedResponse> {
+        self.lx.next().map(|(_, s)| s).map_err(xml_err)
+    }
+
+    fn enter(&mut self) -> Result<(), MalformedResponse> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(MalformedResponse(format!("elements nested deeper than {MAX_DEPTH}")));
+        }
+        Ok(())
+    }
+
+    /// The next start or end tag, skipping whitespace (comments and declarations never reach
+    /// here: the lexer skips them).
     fn next_tag(&mut self) -> Result<Tag, MalformedResponse> {
         loop {
-            match self.r.read_event().map_err(xml_err)? {
-                Event::Start(e) => {
-                    self.depth += 1;
-                    if self.depth > MAX_DEPTH {
-                        return Err(MalformedResponse(format!("elements nested deeper than {MAX_DEPTH}")));
-                    }
-                    return Ok(Tag::Start(e.name().as_ref().to_string()));
+            match self.signal()? {
+                Signal::Start(n) => {
+                    self.enter()?;
+                    return Ok(Tag::Start(n));
                 }
-                Event::End(e) => {
+                Signal::End(n) => {
                     self.depth = self.depth.saturating_sub(1);
-                    return Ok(Tag::End(e.name().as_ref().to_string()));
+                    return Ok(Tag::End(n));
                 }
-                Event::Text(t) if t.xml10_content().trim().is_empty() => {}
-                Event::Text(t) => {
-                    let s: String = t.xml10_content().chars().take(40).collect();
+                Signal::Data(t) if t.trim().is_empty() => {}
+                Signal::Data(t) => {
+                    let s: String = t.chars().take(40).collect();
                     return Err(MalformedResponse(format!("unexpected text {s:?}")));
                 }
-                Event::GeneralRef(_) | Event::CData(_) => {
-                    return Err(MalformedResponse("unexpected text between elements".into()))
-                }
-                Event::Eof => return Err(MalformedResponse("unexpected end of document".into())),
-                _ => {}
             }
         }
     }
@@ -304,22 +305,17 @@ impl<'a> Parser<'a> {
     fn text_until_end(&mut self, name: &str) -> Result<String, MalformedResponse> {
         let mut s = String::new();
         loop {
-            match self.r.read_event().map_err(xml_err)? {
-                ev @ (Event::Text(_) | Event::CData(_) | Event::GeneralRef(_)) => push_text(&mut s, &ev)?,
-                Event::End(e) => {
+            match self.signal()? {
+                Signal::Data(t) => s.push_str(&t),
+                Signal::End(n) => {
                     self.depth = self.depth.saturating_sub(1);
-                    let n = e.name().as_ref().to_string();
                     return if n == name {
                         Ok(s)
                     } else {
                         Err(MalformedResponse(format!("</{n}> where </{name}> was expected")))
                     };
                 }
-                Event::Start(e) => {
-                    return Err(MalformedResponse(format!("<{}> inside <{name}>", e.name().as_ref())));
-                }
-                Event::Eof => return Err(MalformedResponse("unexpected end of document".into())),
-                _ => {}
+                Signal::Start(n) => return Err(MalformedResponse(format!("<{n}> inside <{name}>"))),
             }
         }
     }
@@ -329,30 +325,24 @@ impl<'a> Parser<'a> {
         // Untyped text, or whitespace then one typed element.
         let mut text = String::new();
         loop {
-            match self.r.read_event().map_err(xml_err)? {
-                ev @ (Event::Text(_) | Event::CData(_) | Event::GeneralRef(_)) => push_text(&mut text, &ev)?,
-                Event::End(e) => {
+            match self.signal()? {
+                Signal::Data(t) => text.push_str(&t),
+                Signal::End(n) => {
                     self.depth = self.depth.saturating_sub(1);
-                    if e.name().as_ref() != "value" {
+                    if n != "value" {
                         return Err(MalformedResponse("mismatched </value>".into()));
                     }
                     return Ok(Value::String(text));
                 }
-                Event::Start(e) => {
+                Signal::Start(ty) => {
                     if !text.trim().is_empty() {
                         return Err(MalformedResponse("text and an element inside one <value>".into()));
                     }
-                    self.depth += 1;
-                    if self.depth > MAX_DEPTH {
-                        return Err(MalformedResponse(format!("elements nested deeper than {MAX_DEPTH}")));
-                    }
-                    let ty = e.name().as_ref().to_string();
+                    self.enter()?;
                     let v = self.typed(&ty)?;
                     self.close("value")?;
                     return Ok(v);
                 }
-                Event::Eof => return Err(MalformedResponse("unexpected end of document".into())),
-                _ => {}
             }
         }
     }
@@ -418,27 +408,6 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Appends the text a Text, CData or entity-reference event stands for.
-fn push_text(out: &mut String, ev: &Event<'_>) -> Result<(), MalformedResponse> {
-    match ev {
-        Event::Text(t) => out.push_str(&t.xml10_content()),
-        Event::CData(t) => out.push_str(&t.xml10_content()),
-        Event::GeneralRef(r) => match r.resolve_char_ref().map_err(xml_err)? {
-            Some(c) => out.push(c),
-            None => out.push(match &**r {
-                "amp" => '&',
-                "lt" => '<',
-                "gt" => '>',
-                "quot" => '"',
-                "apos" => '\'',
-                other => return Err(MalformedResponse(format!("unknown entity &{other};"))),
-            }),
-        },
-        _ => {}
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,6 +460,19 @@ mod tests {
         assert_eq!(v.get("e"), Some(&Value::str("x & A")));
         assert_eq!(v.get("f"), Some(&Value::Array(vec![])));
         assert_eq!(v.get("g"), Some(&Value::Struct(vec![])));
+    }
+
+    #[test]
+    fn responses_read_through_the_shared_lexer() {
+        // Declaration, comments, CRLF line ends, CDATA and references between and inside values.
+        let body = "<?xml version=\"1.0\"?>\r\n<!-- x --><methodResponse><params><param><value><struct>\r\n\
+                    <member><name>Status</name><value>Success</value></member>\r\n\
+                    <member><name>Value</name><value><![CDATA[a<b]]>&amp;c\r\nd</value></member>\
+                    </struct></value></param></params></methodResponse>";
+        assert_eq!(decode_response(body.as_bytes()), Ok(Value::str("a<b&c\nd")));
+        assert_eq!(parse_value("<value><nil/></value>"), Ok(Value::str("")));
+        assert_eq!(parse_value("<value><base64>QQ==</base64></value>"), Ok(Value::str("QQ==")));
+        assert_eq!(parse_value("<value><int> 7 </int></value>"), Ok(Value::Int(7)));
     }
 
     #[test]

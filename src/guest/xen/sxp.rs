@@ -8,9 +8,9 @@
 //! bytes, `VCPUs_*`, `PV_*`, `HVM_boot_policy`, `platform`) over the legacy mirrors (`name`,
 //! `memory`/`maxmem` in MiB, `vcpus`, `image`).
 
-use super::error::{GuestError, Result};
-use super::model::{boot_order, Boot, Firmware, Guest, Memory, Severity, SourceKind, Vcpus, MIB};
-use super::xen::{self, parse_c_int};
+use crate::guest::error::{GuestError, Result};
+use crate::guest::model::{boot_order, Boot, Firmware, Guest, Memory, Severity, SourceKind, Vcpus, MIB};
+use crate::guest::xen::{self, parse_c_int};
 
 /// Deepest list nesting accepted.
 pub const MAX_DEPTH: usize = 64;

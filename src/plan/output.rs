@@ -3,15 +3,74 @@
 //! Data goes to a hidden temporary file in the target directory (same file system, so the
 //! final step is an atomic rename or link). Dropping a [`PendingOutput`] that was not
 //! committed removes the temporary file: an error, a panic or a signal that unwinds through
-//! the caller leaves nothing behind.
+//! the caller leaves nothing behind. `xva convert` and `xva extract` both write through it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+/// Why an output file could not be created or completed. Every variant means nothing is left
+/// under the target name.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The target has no file name (`/`, `..`).
+    #[error("output {} is not a file name", target.display())]
+    NotAFileName { target: PathBuf },
+    /// The directory that would hold the target does not exist.
+    #[error("output directory {} does not exist", dir.display())]
+    NoDirectory { dir: PathBuf },
+    /// The target is a directory.
+    #[error("output {} is a directory", target.display())]
+    IsDirectory { target: PathBuf },
+    /// The target exists and overwriting was not asked for.
+    #[error("output {} exists; pass --force to replace it", target.display())]
+    Exists { target: PathBuf },
+    /// The temporary file (or, when linking, the target) could not be created.
+    #[error("cannot create {}: {error}", path.display())]
+    Create { path: PathBuf, error: io::Error },
+    /// Writing or syncing the data failed; disk full is said plainly.
+    #[error("{}", write_message(target, error))]
+    Write { target: PathBuf, error: io::Error },
+    /// The finished temporary file could not be renamed over the target.
+    #[error("cannot rename {} to {}", tmp.display(), target.display())]
+    Rename { tmp: PathBuf, target: PathBuf, source: io::Error },
+    /// The target appeared while the data was written, and overwriting was not asked for.
+    #[error("output {} appeared while writing; pass --force to replace it", target.display())]
+    Appeared { target: PathBuf },
+}
 
-use super::exit::{coded, Exit};
+fn write_message(target: &Path, e: &io::Error) -> String {
+    if is_disk_full(e) {
+        format!("no space left on the device holding {} (ENOSPC); the partial file was removed", target.display())
+    } else {
+        format!("cannot write {}: {e}", target.display())
+    }
+}
+
+/// Whether `e` says the file system is full.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENOSPC) || e.kind() == io::ErrorKind::StorageFull
+}
+
+impl From<OutputError> for super::Error {
+    /// Exit-code wise an output error, except a failed final rename: an unexpected I/O error,
+    /// classified by its cause.
+    fn from(e: OutputError) -> super::Error {
+        match e {
+            OutputError::Rename { tmp, target, source } => {
+                super::Error::context(format!("cannot rename {} to {}", tmp.display(), target.display()), source)
+            }
+            e => super::Error::new(super::ErrorKind::Output, e.to_string()),
+        }
+    }
+}
+
+impl OutputError {
+    /// A write error on the output `target` (see [`OutputError::Write`]).
+    pub fn write(e: io::Error, target: &Path) -> OutputError {
+        OutputError::Write { target: target.to_path_buf(), error: e }
+    }
+}
 
 /// A temporary file that becomes `target` on [`PendingOutput::commit`].
 #[derive(Debug)]
@@ -25,30 +84,38 @@ pub struct PendingOutput {
 impl PendingOutput {
     /// Checks `target` can be created (parent exists, no file there unless `overwrite`) and
     /// creates the temporary file next to it.
-    pub fn create(target: &Path, overwrite: bool) -> anyhow::Result<PendingOutput> {
-        let name = target
-            .file_name()
-            .ok_or_else(|| coded(Exit::Output, format!("output {} is not a file name", target.display())))?;
+    pub fn create(target: &Path, overwrite: bool) -> Result<PendingOutput, OutputError> {
+        let name = target.file_name().ok_or_else(|| OutputError::NotAFileName { target: target.to_path_buf() })?;
         let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
         if !dir.is_dir() {
-            return Err(coded(Exit::Output, format!("output directory {} does not exist", dir.display())));
+            return Err(OutputError::NoDirectory { dir });
         }
         if target.is_dir() {
-            return Err(coded(Exit::Output, format!("output {} is a directory", target.display())));
+            return Err(OutputError::IsDirectory { target: target.to_path_buf() });
         }
         if !overwrite && target.symlink_metadata().is_ok() {
-            return Err(coded(Exit::Output, format!("output {} exists; pass --force to replace it", target.display())));
+            return Err(OutputError::Exists { target: target.to_path_buf() });
         }
         let tmp = dir.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)
-            .map_err(|e| coded(Exit::Output, format!("cannot create {}: {e}", tmp.display())))?;
+            .map_err(|error| OutputError::Create { path: tmp.clone(), error })?;
         Ok(PendingOutput { tmp, target: target.to_path_buf(), file: Some(file), overwrite })
+    }
+
+    /// The final name.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// The temporary file's name.
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
     }
 
     /// The open temporary file.
@@ -64,23 +131,23 @@ impl PendingOutput {
     }
 
     /// Flushes the data to stable storage and moves the file to its final name.
-    pub fn commit(mut self) -> anyhow::Result<()> {
+    pub fn commit(mut self) -> Result<(), OutputError> {
         let file = self.file.take().expect("file is open until commit");
-        file.sync_all().map_err(|e| output_io_error(e, &self.target))?;
+        file.sync_all().map_err(|e| OutputError::write(e, &self.target))?;
         drop(file);
         if self.overwrite {
-            std::fs::rename(&self.tmp, &self.target)
-                .with_context(|| format!("cannot rename {} to {}", self.tmp.display(), self.target.display()))?;
+            std::fs::rename(&self.tmp, &self.target).map_err(|source| OutputError::Rename {
+                tmp: self.tmp.clone(),
+                target: self.target.clone(),
+                source,
+            })?;
         } else {
             // link(2) fails if the target appeared meanwhile: never clobber without --force.
             std::fs::hard_link(&self.tmp, &self.target).map_err(|e| {
                 if e.kind() == io::ErrorKind::AlreadyExists {
-                    coded(
-                        Exit::Output,
-                        format!("output {} appeared while writing; pass --force to replace it", self.target.display()),
-                    )
+                    OutputError::Appeared { target: self.target.clone() }
                 } else {
-                    coded(Exit::Output, format!("cannot create {}: {e}", self.target.display()))
+                    OutputError::Create { path: self.target.clone(), error: e }
                 }
             })?;
             let _ = std::fs::remove_file(&self.tmp);
@@ -133,18 +200,6 @@ impl Drop for PendingOutput {
         if !self.tmp.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.tmp);
         }
-    }
-}
-
-/// An error writing the output, with "disk full" said plainly.
-pub fn output_io_error(e: io::Error, target: &Path) -> anyhow::Error {
-    if e.raw_os_error() == Some(libc::ENOSPC) || e.kind() == io::ErrorKind::StorageFull {
-        coded(
-            Exit::Output,
-            format!("no space left on the device holding {} (ENOSPC); the partial file was removed", target.display()),
-        )
-    } else {
-        coded(Exit::Output, format!("cannot write {}: {e}", target.display()))
     }
 }
 

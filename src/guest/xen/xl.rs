@@ -14,9 +14,9 @@
 //! Any of `+ - . ( ) :` outside a string means the file is Python (an xm config) and is
 //! refused the way xl refuses it.
 
-use super::error::{ErrorKind, GuestError, Result};
-use super::model::Guest;
-use super::xen::{self, parse_c_int, Dialect, Opts, XVal};
+use crate::guest::error::{ErrorKind, GuestError, Result};
+use crate::guest::model::Guest;
+use crate::guest::xen::{self, parse_c_int, Dialect, Opts, XVal};
 
 /// Deepest list nesting accepted.
 const MAX_DEPTH: usize = 32;

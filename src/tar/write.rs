@@ -1,7 +1,5 @@
-//! The tar layer of an XVA, as written: plain POSIX ustar headers, nothing else.
-//!
-//! xapi's reader (ocaml-tar) checks each header's checksum and reads sizes as 12-byte octal; it
-//! needs no directory entries and must not see any (a `Ref:1/` entry would be taken for a
+//! The one tar writer, for what an XVA needs: xapi's reader (ocaml-tar) checks each header's
+//! checksum and reads sizes as 12-byte octal; it needs no directory entries and must not see any (a `Ref:1/` entry would be taken for a
 //! chunk). We emit typeflag `0`, mode 0644, uid/gid 0, empty user and group names, mtime 0, no
 //! PAX or GNU extension records and never the `prefix` field (`xva-format-and-xapi-import.md`
 //! §2.3). Member names are at most 100 bytes.
