@@ -13,13 +13,12 @@
 //! file length before it is read, so a truncated image is reported, not read as zeros.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::compressed;
 use super::header::Compression;
+use crate::cache::{self, LayerCache, TABLE_CACHE_BYTES};
 use crate::error::{CheckedExt, Error, Result};
 use crate::reader::Allocation;
 use crate::source::{read_vec, ByteSource};
@@ -39,8 +38,6 @@ pub const L2E_ZERO: u64 = 1;
 pub const V1_COMPRESSED: u64 = 1 << 63;
 /// Subclusters per cluster with extended L2 entries.
 pub const SUBCLUSTERS: u32 = 32;
-/// Bytes of L2 tables one image keeps cached.
-pub const TABLE_CACHE_BYTES: usize = 16 << 20;
 
 /// Which on-disk encoding the tables use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,27 +229,15 @@ impl Piece {
     }
 }
 
-/// L2 tables by file offset, bounded in bytes.
-#[derive(Debug, Default)]
-struct TableCache {
-    map: HashMap<u64, (Arc<[u64]>, u64)>,
-    bytes: usize,
-    tick: u64,
-}
-
-/// Unique ids for cluster maps (keys of the per-thread decoded-cluster cache).
-static NEXT_MAP_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Per-thread decoders and the last decoded cluster (map id, host offset, bytes).
+/// Per-thread decoders and the buffer compressed bytes are read into (reused, not reallocated).
 struct Scratch {
     raw: Vec<u8>,
     inflate: Option<flate2::Decompress>,
     zstd: Option<zstd::stream::raw::Decoder<'static>>,
-    last: Option<(u64, u64, Vec<u8>)>,
 }
 
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch { raw: Vec::new(), inflate: None, zstd: None, last: None }) };
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch { raw: Vec::new(), inflate: None, zstd: None }) };
 }
 
 /// The L1/L2 tables of one image over its files.
@@ -262,9 +247,10 @@ pub struct ClusterMap {
     geo: Geometry,
     /// Raw L1 entries (decoded on use); fewer than needed means the rest is unallocated.
     l1: Vec<u64>,
+    /// This map's key in the cache.
     id: u64,
-    cache: Mutex<TableCache>,
-    cache_budget: usize,
+    /// L2 tables, and decoded compressed clusters for reads smaller than a cluster.
+    cache: Arc<LayerCache>,
 }
 
 impl fmt::Debug for ClusterMap {
@@ -281,26 +267,18 @@ impl ClusterMap {
     /// A map over `meta` (the image) whose data clusters live in `data` (the image itself, or
     /// its external data file), with the L1 entries already read.
     pub fn new(meta: Arc<dyn ByteSource>, data: Arc<dyn ByteSource>, geo: Geometry, l1: Vec<u64>) -> ClusterMap {
-        ClusterMap {
-            meta,
-            data,
-            geo,
-            l1,
-            id: NEXT_MAP_ID.fetch_add(1, Ordering::Relaxed),
-            cache: Mutex::new(TableCache::default()),
-            cache_budget: TABLE_CACHE_BYTES,
-        }
+        ClusterMap { meta, data, geo, l1, id: cache::next_owner_id(), cache: LayerCache::new(TABLE_CACHE_BYTES) }
     }
 
-    /// Caps the L2 table cache at `bytes` (at least a few tables are always kept).
+    /// Caps the L2 table cache at `bytes`.
     pub fn with_cache_budget(mut self, bytes: usize) -> ClusterMap {
-        self.cache_budget = bytes;
+        self.cache = LayerCache::new(bytes);
         self
     }
 
     /// Bytes of L2 tables cached now.
     pub fn cached_bytes(&self) -> usize {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).bytes
+        self.cache.table_bytes()
     }
 
     /// The image file.
@@ -329,33 +307,13 @@ impl ClusterMap {
 
     /// The L2 table at file offset `off`.
     fn table(&self, off: u64) -> Result<Arc<[u64]>> {
-        {
-            let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            c.tick += 1;
-            let now = c.tick;
-            if let Some((t, used)) = c.map.get_mut(&off) {
-                *used = now;
-                return Ok(t.clone());
-            }
+        if let Some(t) = self.cache.tables.get((self.id, off)) {
+            return Ok(t);
         }
         let words = (1u64 << self.geo.l2_bits) * self.geo.words();
         let raw = read_vec(self.meta.as_ref(), off, (words * 8) as usize, "L2 table")?;
         let t: Arc<[u64]> = raw.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes"))).collect();
-        let size = t.len() * 8;
-        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        c.tick += 1;
-        let now = c.tick;
-        if c.bytes + size > self.cache_budget && c.map.len() >= 4 {
-            // Drop the least recently used half (amortises the scan).
-            let mut ages: Vec<u64> = c.map.values().map(|(_, u)| *u).collect();
-            ages.sort_unstable();
-            let cut = ages[ages.len() / 2];
-            c.map.retain(|_, (_, u)| *u > cut);
-            c.bytes = c.map.values().map(|(t, _)| t.len() * 8).sum();
-        }
-        if c.map.insert(off, (t.clone(), now)).is_none() {
-            c.bytes += size;
-        }
+        self.cache.tables.insert((self.id, off), t.clone(), t.len() * 8);
         Ok(t)
     }
 
@@ -511,6 +469,27 @@ impl ClusterMap {
     /// `in_cluster` into `dst`.
     fn read_compressed(&self, dst: &mut [u8], at: u64, len: u64, in_cluster: usize) -> Result<()> {
         let cs = self.geo.cluster_size() as usize;
+        if in_cluster == 0 && dst.len() == cs {
+            return self.decode_cluster(dst, at, len);
+        }
+        // A part of a cluster: through the layer's cache of decoded blocks (clusters too large
+        // for it are decoded for each read).
+        let data = match self.cache.blocks.get((self.id, at)) {
+            Some(d) => d,
+            None => {
+                let mut d = vec![0u8; cs];
+                self.decode_cluster(&mut d, at, len)?;
+                let d = Arc::new(d);
+                self.cache.blocks.insert((self.id, at), d.clone(), cs);
+                d
+            }
+        };
+        dst.copy_from_slice(&data[in_cluster..in_cluster + dst.len()]);
+        Ok(())
+    }
+
+    /// Decodes the compressed cluster at `at` (at most `len` bytes) into `dst` (one cluster).
+    fn decode_cluster(&self, dst: &mut [u8], at: u64, len: u64) -> Result<()> {
         let flen = self.meta.len();
         let bad = |e: Error| e.at(at).with_path(self.meta.path());
         if at >= flen {
@@ -519,37 +498,20 @@ impl ClusterMap {
             ))));
         }
         // The stored length is an upper bound that may run past the end of the file.
-        let n = len.min(flen - at).min(2 * cs as u64 + 4096) as usize;
+        let n = len.min(flen - at).min(2 * dst.len() as u64 + 4096) as usize;
+        let compression = match self.geo.flavour {
+            Flavour::V1 => Compression::Zlib,
+            Flavour::V2 { compression, .. } => compression,
+        };
         SCRATCH.with(|cell| {
             let mut s = cell.borrow_mut();
             let s = &mut *s;
-            if let Some((id, h, data)) = &s.last {
-                if *id == self.id && *h == at && data.len() == cs {
-                    dst.copy_from_slice(&data[in_cluster..in_cluster + dst.len()]);
-                    return Ok(());
-                }
-            }
             s.raw.resize(n, 0);
             self.meta.read_exact_at(&mut s.raw, at).map_err(|e| bad(Error::io("reading a compressed cluster", e)))?;
-            let whole = in_cluster == 0 && dst.len() == cs;
-            let mut out = match s.last.take() {
-                Some((_, _, v)) if !whole => v,
-                _ => Vec::new(),
-            };
-            let target: &mut [u8] = if whole {
-                dst
-            } else {
-                out.resize(cs, 0);
-                &mut out
-            };
-            let compression = match self.geo.flavour {
-                Flavour::V1 => Compression::Zlib,
-                Flavour::V2 { compression, .. } => compression,
-            };
             match compression {
                 Compression::Zlib => {
                     let z = s.inflate.get_or_insert_with(|| flate2::Decompress::new(false));
-                    compressed::inflate_raw(&s.raw, target, z).map_err(bad)?;
+                    compressed::inflate_raw(&s.raw, dst, z).map_err(bad)
                 }
                 Compression::Zstd => {
                     if s.zstd.is_none() {
@@ -559,14 +521,9 @@ impl ClusterMap {
                         );
                     }
                     let d = s.zstd.as_mut().expect("just set");
-                    compressed::unzstd(&s.raw, target, d).map_err(bad)?;
+                    compressed::unzstd(&s.raw, dst, d).map_err(bad)
                 }
             }
-            if !whole {
-                dst.copy_from_slice(&out[in_cluster..in_cluster + dst.len()]);
-                s.last = Some((self.id, at, out));
-            }
-            Ok(())
         })
     }
 }
