@@ -40,7 +40,7 @@ pub mod vmdk;
 /// Every format, in probe order. Ties between equal confidences go to the earlier entry; raw
 /// is last because it accepts anything.
 pub static FORMATS: &[&reader::Format] = &[
-    &crate::recognised::QCOW2,
+    &crate::qcow2::FORMAT,
     &crate::vmdk::FORMAT,
     &crate::recognised::VHDX,
     &crate::recognised::VHD,

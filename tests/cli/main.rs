@@ -10,6 +10,8 @@ mod convert_source;
 mod qemu_oracle;
 // VMDK: xva map/info/convert against qemu-img on chains, flat, split and stream disks
 mod vmdk;
+// qcow2: convert → verify → extract, map and info against qemu-img, a tap:qcow2: guest
+mod qcow2;
 // xva verify / xva extract: validator exit codes and messages, sparse extraction, round trips
 mod validate;
 // xva convert --server: uploads against a XenAPI test server (faults, cleanup, TLS pinning)
