@@ -109,3 +109,19 @@ fn xm_guest_with_a_tap_qcow2_disk() {
     t.xva_ok(["extract", "q1.xva", "-o", "got.raw"]);
     assert_eq!(sha256_file(&t.join("got.raw")), sha256_file(&t.join("want.raw")));
 }
+
+/// The corrupt bit: refused with advice, read with --allow-corrupt.
+#[test]
+fn corrupt_bit_is_refused_unless_allowed() {
+    let t = TestDir::new();
+    crate::util::sparse_file(&t.join("d.raw"), 1 << 20, &[(0, 4096)]);
+    run_ok(qemu_img(), &["convert", "-f", "raw", "-O", "qcow2", p(&t.join("d.raw")), p(&t.join("c.qcow2"))]);
+    let mut f = std::fs::read(t.join("c.qcow2")).unwrap();
+    f[79] |= 2; // incompatible_features bit 1, big-endian u64 at 72
+    std::fs::write(t.join("c.qcow2"), f).unwrap();
+    let out = t.xva(["convert", "--disk", "c.qcow2", "-o", "c.xva"]);
+    assert!(!out.status.success());
+    let e = crate::util::stderr(&out);
+    assert!(e.contains("corrupt bit") && e.contains("--allow-corrupt") && e.contains("c.qcow2"), "{e}");
+    t.xva_ok(["convert", "--disk", "c.qcow2", "-o", "c.xva", "--allow-corrupt"]);
+}

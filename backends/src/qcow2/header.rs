@@ -235,7 +235,7 @@ impl Header {
                 Error::corrupt(
                     "the image's corrupt bit is set (qemu found inconsistent metadata and stopped \
                      writing to it); check and repair it with `qemu-img check -r all` on a copy, or \
-                     pass --force to read it anyway",
+                     pass --allow-corrupt to read it anyway",
                 )
                 .at(72),
             );
@@ -517,7 +517,7 @@ mod tests {
         let h = parsed(&Qcow2Opts { incompatible_extra: INCOMPAT_CORRUPT, ..spec() });
         let e = h.refusal(false).unwrap();
         assert_eq!(e.kind(), ErrorKind::Corrupt);
-        assert!(e.to_string().contains("--force"), "{e}");
+        assert!(e.to_string().contains("--allow-corrupt"), "{e}");
         assert!(h.refusal(true).is_none());
         let h = parsed(&Qcow2Opts { crypt_method: 2, ..spec() });
         let e = h.refusal(true).unwrap();

@@ -94,7 +94,7 @@ impl Qcow2Reader {
             head
         };
         let h = header::parse(&first, len).map_err(|e| e.with_path(&path))?;
-        if let Some(e) = h.refusal(false) {
+        if let Some(e) = h.refusal(ctx.policy.allow_corrupt) {
             return Err(e.with_path(&path));
         }
         let mut details = header_details(&h);
@@ -223,7 +223,7 @@ fn header_details(h: &Header) -> Vec<(String, String)> {
         );
     }
     if h.corrupt() {
-        detail(&mut d, "warning", "corrupt bit set: metadata may be inconsistent; read because of --force");
+        detail(&mut d, "warning", "corrupt bit set: metadata may be inconsistent; read because of --allow-corrupt");
     }
     if h.has_bitmaps_ext {
         detail(&mut d, "bitmaps", "persistent dirty bitmaps present (not needed for reading)");

@@ -361,3 +361,15 @@ fn random_damage_never_panics() {
         }
     }
 }
+
+#[test]
+fn the_corrupt_bit_is_read_when_the_policy_allows_it() {
+    let raw = noise(14, 1 << 20);
+    let o = Qcow2Opts { incompatible_extra: header::INCOMPAT_CORRUPT, ..Default::default() };
+    let f = build::qcow2(&raw, &|_| ClusterSpec::Data, &o).image;
+    let src: Arc<dyn ByteSource> = Arc::new(MemSource::new(f, "c.qcow2"));
+    let policy = OpenPolicy { allow_corrupt: true, ..Default::default() };
+    let r = Qcow2Reader::open(src, &OpenCtx::new(&policy)).unwrap();
+    check(&r, &raw);
+    assert!(r.details().iter().any(|(k, v)| k == "warning" && v.contains("corrupt bit")));
+}
