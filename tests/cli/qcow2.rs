@@ -125,3 +125,43 @@ fn corrupt_bit_is_refused_unless_allowed() {
     assert!(e.contains("corrupt bit") && e.contains("--allow-corrupt") && e.contains("c.qcow2"), "{e}");
     t.xva_ok(["convert", "--disk", "c.qcow2", "-o", "c.xva", "--allow-corrupt"]);
 }
+
+/// The format rule (issue 9, qemu's CVE-2008-2004): a disk the guest definition declares raw
+/// (`file:`) whose content a guest wrote as a qcow2 header naming a backing file converts as
+/// raw, byte for byte, and the named file is never opened (here it is a directory, which would
+/// fail the conversion if anything tried to open it).
+#[test]
+fn a_disk_declared_raw_is_read_as_raw_even_when_it_looks_like_qcow2() {
+    for backing in ["other.img", "../other.img"] {
+        let t = TestDir::new();
+        std::fs::create_dir(t.join("vm")).unwrap();
+        std::fs::create_dir(t.join("other.img")).unwrap();
+        std::fs::create_dir(t.join("vm/other.img")).unwrap();
+        let disk = t.join("vm/disk.img");
+        run_ok(qemu_img(), &["create", "-q", "-f", "qcow2", "-u", "-b", backing, "-F", "raw", p(&disk), "64M"]);
+        {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+            f.set_len(3 << 20).unwrap();
+            f.seek(SeekFrom::Start(2 << 20)).unwrap();
+            f.write_all(&crate::util::pattern(9, 70_000)).unwrap();
+        }
+        let cfg = format!(
+            "name = 'g'\nmemory = 256\nbuilder = 'hvm'\nkernel = '/usr/lib/xen/boot/hvmloader'\n\
+             disk = [ 'file:{},hda,w' ]\n",
+            disk.display()
+        );
+        std::fs::write(t.join("vm/g.cfg"), cfg).unwrap();
+        let out = t.xva(["convert", "vm/g.cfg", "-o", "g.xva"]);
+        let e = crate::util::stderr(&out);
+        assert!(out.status.success(), "{backing}: {e}");
+        assert!(e.contains("looks like a qcow2 image") && e.contains("read as raw"), "{e}");
+        t.xva_ok(["extract", "g.xva", "-o", "got.raw"]);
+        assert_eq!(sha256_file(&t.join("got.raw")), sha256_file(&disk), "{backing}: byte for byte");
+        let inspect = t.xva_ok(["inspect", "vm/g.cfg"]);
+        assert!(inspect.contains("looks like a qcow2 image"), "{inspect}");
+        // Given alone, the same file is probed as qcow2 and its backing file is judged by the
+        // open policy (a directory is not an image; `..` is refused).
+        assert!(!t.xva(["convert", "--disk", "vm/disk.img", "-o", "d.xva"]).status.success());
+    }
+}
