@@ -56,5 +56,5 @@ pub use format::{Confidence, ProbeInput};
 pub use parent::ParentRef;
 pub use policy::{OpenCtx, OpenPolicy};
 pub use probe::{open, OpenOptions};
-pub use reader::{Allocation, BlockReader, Extent, Format, LayerId};
+pub use reader::{Allocation, BlockReader, Extent, Format, LayerId, Stored};
 pub use source::{ByteSource, Concat, FileSource, MemSource, Window};

@@ -310,6 +310,100 @@ mod qemu {
 }
 
 // ---------------------------------------------------------------------------------------------
+/// `offset` and `compressed` too: entry by entry, our map (coalesced only where qemu coalesces:
+/// same flags and contiguous offsets) equals `qemu-img map --output=json` for qcow2-only chains.
+mod offsets {
+    use super::*;
+
+    type Entry = (u64, u64, u32, bool, bool, bool, Option<u64>, bool);
+
+    /// The value of `"key": value` in one line of qemu's JSON map, if present.
+    fn get<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+        let k = format!("\"{key}\":");
+        let rest = line[line.find(&k)? + k.len()..].trim_start();
+        Some(rest[..rest.find([',', '}'])?].trim())
+    }
+
+    fn qemu_entries(path: &Path) -> (Vec<Entry>, bool) {
+        let out = run_in(path.parent().unwrap(), "qemu-img", &["map", "--output=json", "-f", "qcow2", p(path)]);
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains("\"start\"")).collect();
+        // qemu before 8.2 does not print `compressed`.
+        let has_compressed = lines.iter().all(|l| get(l, "compressed").is_some());
+        let entries = lines
+            .iter()
+            .map(|l| {
+                let flag = |k: &str| get(l, k) == Some("true");
+                let num = |k: &str| get(l, k).map(|v| v.parse::<u64>().unwrap());
+                (
+                    num("start").unwrap(),
+                    num("length").unwrap(),
+                    num("depth").unwrap() as u32,
+                    flag("present"),
+                    flag("zero"),
+                    flag("data"),
+                    num("offset"),
+                    flag("compressed"),
+                )
+            })
+            .collect();
+        (entries, has_compressed)
+    }
+
+    fn assert_same_entries(path: &Path) {
+        let r = open_default(path);
+        let (theirs, has_compressed) = qemu_entries(path);
+        let ours: Vec<Entry> = r
+            .extents(0..r.virtual_size())
+            .map(|m| m.unwrap())
+            .map(|m| (m.start, m.len, m.depth, m.present, m.zero, m.data, m.offset, m.compressed && has_compressed))
+            .collect();
+        assert_eq!(ours, theirs, "map entries of {}", path.display());
+    }
+
+    #[test]
+    fn offsets_and_compressed_match_qemu() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = base_raw(dir.path(), ODD);
+        let plain = dir.path().join("plain.qcow2");
+        qemu_img(&["convert", "-f", "raw", "-O", "qcow2", p(&raw), p(&plain)]);
+        assert_same_entries(&plain);
+        let comp = dir.path().join("comp.qcow2");
+        qemu_img(&["convert", "-c", "-f", "raw", "-O", "qcow2", p(&raw), p(&comp)]);
+        assert_same_entries(&comp);
+        // Zeroes written over allocated clusters keep their host cluster (offset shown).
+        let z = dir.path().join("z.qcow2");
+        qemu_img(&["create", "-q", "-f", "qcow2", p(&z), "8M"]);
+        qemu_io(
+            "qcow2",
+            &z,
+            &["write -P 0x11 0 1M", "write -z 128k 128k", "write -z -u 512k 64k", "write -P 0x12 3M 100k"],
+        );
+        assert_same_entries(&z);
+        // A chain of qcow2 layers with data, zeroes and discards at every level.
+        let mid = dir.path().join("mid.qcow2");
+        qemu_img(&["create", "-q", "-f", "qcow2", "-b", "comp.qcow2", "-F", "qcow2", p(&mid)]);
+        qemu_io("qcow2", &mid, &["write -P 0xab 0 1M", "write -z 20M 1M", "write -P 0x12 30000000 70000"]);
+        let top = dir.path().join("top.qcow2");
+        qemu_img(&[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-o",
+            "extended_l2=on,cluster_size=128k",
+            "-b",
+            "mid.qcow2",
+            "-F",
+            "qcow2",
+            p(&top),
+        ]);
+        qemu_io("qcow2", &top, &["write -P 0xef 4096 4096", "write -z 10M 8192", "write -P 0x55 40000000 4097"]);
+        assert_same_entries(&mid);
+        assert_same_entries(&top);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 mod handmade {
     use super::*;
 

@@ -20,7 +20,7 @@ use super::compressed;
 use super::header::Compression;
 use crate::cache::{self, LayerCache, TABLE_CACHE_BYTES};
 use crate::error::{CheckedExt, Error, Result};
-use crate::reader::Allocation;
+use crate::reader::{Allocation, Stored};
 use crate::source::{read_vec, ByteSource};
 
 /// L1 entry bits 9–55: the L2 table's offset.
@@ -109,8 +109,9 @@ impl Geometry {
 pub enum Cluster {
     /// Not in this layer: the parent's bytes, or zeros.
     Unallocated,
-    /// Reads as zeros, hiding any parent.
-    Zero,
+    /// Reads as zeros, hiding any parent; the host cluster behind it, if it has one
+    /// (a preallocated zero cluster).
+    Zero(Option<u64>),
     /// Plain data at this host offset (of the data file, when there is one).
     Data(u64),
     /// Compressed data: at most `len` bytes at byte offset `at`.
@@ -202,19 +203,19 @@ pub fn decode_l2(e: u64, bitmap: u64, geo: &Geometry) -> Result<Cluster> {
                 return Ok(Cluster::Sub { host: allocated.then_some(off), alloc, zero });
             }
             if e & L2E_ZERO != 0 {
-                return Ok(Cluster::Zero);
+                return Ok(Cluster::Zero(allocated.then_some(off)));
             }
             Ok(if allocated { Cluster::Data(off) } else { Cluster::Unallocated })
         }
     }
 }
 
-/// What a piece of a cluster is: the allocation and, for plain data, the host offset of the
-/// piece's first byte.
+/// What a piece of a cluster is: the allocation and, for plain data and zeros with a host
+/// cluster behind them, the host offset of the piece's first byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Piece {
     Unallocated,
-    Zero,
+    Zero(Option<u64>),
     Data(u64),
     Compressed { at: u64, len: u64 },
 }
@@ -223,8 +224,18 @@ impl Piece {
     fn alloc(self) -> Allocation {
         match self {
             Piece::Unallocated => Allocation::Unallocated,
-            Piece::Zero => Allocation::Zero { explicit: true },
+            Piece::Zero(_) => Allocation::Zero { explicit: true },
             Piece::Data(_) | Piece::Compressed { .. } => Allocation::Data,
+        }
+    }
+
+    /// Where the piece is stored, for `xva map` (qemu shows offsets of data and of zeros with a
+    /// host cluster, and no offset for compressed data).
+    fn stored(self) -> Option<Stored> {
+        match self {
+            Piece::Data(h) | Piece::Zero(Some(h)) => Some(Stored::At(h)),
+            Piece::Compressed { .. } => Some(Stored::Compressed),
+            Piece::Zero(None) | Piece::Unallocated => None,
         }
     }
 }
@@ -347,7 +358,7 @@ impl ClusterMap {
         let cs = self.geo.cluster_size();
         match c {
             Cluster::Unallocated => (Piece::Unallocated, cs),
-            Cluster::Zero => (Piece::Zero, cs),
+            Cluster::Zero(h) => (Piece::Zero(h.map(|h| h + in_cluster)), cs),
             Cluster::Data(h) => (Piece::Data(h + in_cluster), cs),
             Cluster::Compressed { at, len } => (Piece::Compressed { at, len }, cs),
             Cluster::Sub { host, alloc, zero } => {
@@ -362,7 +373,7 @@ impl ClusterMap {
                 }
                 let p = match here {
                     (true, _) => Piece::Data(host.unwrap_or(0) + in_cluster),
-                    (false, true) => Piece::Zero,
+                    (false, true) => Piece::Zero(host.map(|h| h + in_cluster)),
                     (false, false) => Piece::Unallocated,
                 };
                 (p, end as u64 * sub)
@@ -371,13 +382,19 @@ impl ClusterMap {
     }
 
     /// What the image holds at `off` (< size), for up to `max_len` bytes: the length of the
-    /// run of the same kind and its kind. Each L2 table is looked up once per call; a missing
-    /// one is skipped whole.
+    /// run of the same kind and its kind. A run also ends where its storage stops being
+    /// contiguous in the file, or changes between plain and compressed (so that [`stored`]
+    /// holds for the whole run, as qemu splits its map). Each L2 table is looked up once per
+    /// call; a missing one is skipped whole.
+    ///
+    /// [`stored`]: ClusterMap::stored
     pub fn status(&self, off: u64, max_len: u64) -> Result<(u64, Allocation)> {
         let end = off.saturating_add(max_len.max(1)).min(self.geo.size);
         let cb = self.geo.cluster_bits;
         let mut pos = off;
         let mut kind: Option<Allocation> = None;
+        // What the next piece must be stored as to continue the run.
+        let mut next: Option<Stored> = None;
         'spans: while pos < end {
             let ci = pos >> cb;
             let span_end = ((ci >> self.geo.l2_bits) + 1).saturating_mul(self.geo.l2_span()).min(end);
@@ -385,6 +402,7 @@ impl ClusterMap {
                 if kind.is_some_and(|k| k != Allocation::Unallocated) {
                     break;
                 }
+                next = None;
                 kind = Some(Allocation::Unallocated);
                 pos = span_end;
                 continue;
@@ -395,14 +413,26 @@ impl ClusterMap {
                 let base = ci << cb;
                 let (p, piece_end) = self.piece(self.entry(&table, l2off, ci)?, pos - base);
                 let a = p.alloc();
-                if kind.is_some_and(|k| k != a) {
+                if kind.is_some_and(|k| k != a) || (kind.is_some() && p.stored() != next) {
                     break 'spans;
                 }
                 kind = Some(a);
-                pos = (base + piece_end).min(span_end);
+                let piece_end = (base + piece_end).min(span_end);
+                next = match p.stored() {
+                    Some(Stored::At(h)) => Some(Stored::At(h + (piece_end - pos))),
+                    other => other,
+                };
+                pos = piece_end;
             }
         }
         Ok((pos - off, kind.unwrap_or(Allocation::Unallocated)))
+    }
+
+    /// Where the bytes at guest offset `off` (< size) are stored: see [`Stored`].
+    pub fn stored(&self, off: u64) -> Result<Option<Stored>> {
+        let ci = off >> self.geo.cluster_bits;
+        let (p, _) = self.piece(self.cluster(ci)?, off - (ci << self.geo.cluster_bits));
+        Ok(p.stored())
     }
 
     /// Reads `buf.len()` bytes at guest offset `off` from a range [`status`](Self::status)
@@ -433,7 +463,7 @@ impl ClusterMap {
             }
             let part = &mut buf[pos..pos + n];
             match p {
-                Piece::Zero => part.fill(0),
+                Piece::Zero(_) => part.fill(0),
                 Piece::Compressed { at, len } => self.read_compressed(part, at, len, (v - base) as usize)?,
                 Piece::Unallocated => {
                     return Err(
@@ -551,9 +581,9 @@ mod tests {
         assert_eq!(decode_l2(0, 0, &g).unwrap(), Cluster::Unallocated);
         assert_eq!(decode_l2(OFLAG_COPIED, 0, &g).unwrap(), Cluster::Unallocated);
         assert_eq!(decode_l2(0x5_0000 | OFLAG_COPIED, 0, &g).unwrap(), Cluster::Data(0x5_0000));
-        assert_eq!(decode_l2(1, 0, &g).unwrap(), Cluster::Zero);
+        assert_eq!(decode_l2(1, 0, &g).unwrap(), Cluster::Zero(None));
         // A preallocated zero cluster is zero, whatever its offset.
-        assert_eq!(decode_l2(0x5_0000 | 1, 0, &g).unwrap(), Cluster::Zero);
+        assert_eq!(decode_l2(0x5_0000 | 1, 0, &g).unwrap(), Cluster::Zero(Some(0x5_0000)));
         let e = decode_l2(0x5_0200, 0, &g).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Corrupt);
         assert!(e.to_string().contains("not cluster-aligned"), "{e}");

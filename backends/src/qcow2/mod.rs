@@ -34,7 +34,7 @@ use crate::format::{Confidence, ProbeInput};
 use crate::parent::{self, ParentRef};
 use crate::policy::OpenCtx;
 use crate::probe;
-use crate::reader::{BlockReader, Extent, Format};
+use crate::reader::{BlockReader, Extent, Format, Stored};
 use crate::source::{read_vec, ByteSource};
 
 /// The registry entry for qcow2 and qcow.
@@ -325,6 +325,10 @@ impl BlockReader for Qcow2Reader {
 
     fn read_layer(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         self.map.read(buf, offset)
+    }
+
+    fn stored(&self, offset: u64) -> Result<Option<Stored>> {
+        self.map.stored(offset)
     }
 
     fn parent(&self) -> Option<&dyn BlockReader> {
