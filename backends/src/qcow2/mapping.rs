@@ -397,7 +397,11 @@ impl ClusterMap {
         let mut next: Option<Stored> = None;
         'spans: while pos < end {
             let ci = pos >> cb;
-            let span_end = ((ci >> self.geo.l2_bits) + 1).saturating_mul(self.geo.l2_span()).min(end);
+            let l1i = ci >> self.geo.l2_bits;
+            // Past the L1 table everything is unallocated: one step to the end, however large
+            // the virtual size (not one step per L2 span).
+            let span_end =
+                if l1i >= self.l1.len() as u64 { end } else { (l1i + 1).saturating_mul(self.geo.l2_span()).min(end) };
             let Some(l2off) = self.l2_for(ci)? else {
                 if kind.is_some_and(|k| k != Allocation::Unallocated) {
                     break;

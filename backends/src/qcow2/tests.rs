@@ -373,3 +373,20 @@ fn the_corrupt_bit_is_read_when_the_policy_allows_it() {
     check(&r, &raw);
     assert!(r.details().iter().any(|(k, v)| k == "warning" && v.contains("corrupt bit")));
 }
+
+/// A fuzz finding: a virtual size of 2^54 bytes with 512-byte clusters and a one-entry L1
+/// table took one status step per 32 KiB L2 span past the table (2^39 steps).
+#[test]
+fn a_huge_disk_past_a_tiny_l1_table_maps_in_one_step() {
+    let raw = noise(15, 16 << 10);
+    let mut f = build::qcow2(&raw, &|_| ClusterSpec::Data, &Qcow2Opts { cluster_bits: 9, ..Default::default() }).image;
+    f[24..32].copy_from_slice(&(1u64 << 54).to_be_bytes());
+    f[36..40].copy_from_slice(&1u32.to_be_bytes());
+    let r = open_mem(f).unwrap();
+    let d: &dyn BlockReader = &r;
+    let started = std::time::Instant::now();
+    let all: Vec<_> = d.extents(0..d.virtual_size()).map(|m| m.unwrap()).collect();
+    assert!(started.elapsed().as_secs() < 5);
+    assert_eq!(all.last().unwrap().start + all.last().unwrap().len, 1 << 54);
+    assert!(!all.last().unwrap().present);
+}
