@@ -1,6 +1,6 @@
 //! Read throughput of a disk through the library (resolved extents, data ranges read in 1 MiB
 //! pieces into a sink): the reader alone, without checksums or tar. Used by
-//! `scripts/bench-vmdk.sh`:
+//! `scripts/bench-image.sh` (`bench-vmdk.sh`, `bench-qcow2.sh`):
 //!
 //!   cargo bench -p xva-backends --bench read -- DISK        (RUNS=3 by default; best run printed)
 //!

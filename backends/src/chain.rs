@@ -14,7 +14,7 @@
 use std::ops::Range;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::reader::{Allocation, BlockReader, Extent};
+use crate::reader::{Allocation, BlockReader, Extent, Stored};
 
 /// Calls `block_status` and checks the driver's answer, so a buggy or confused driver cannot
 /// make the resolver loop forever or read outside the range.
@@ -80,9 +80,27 @@ pub(crate) fn read_resolved(r: &dyn BlockReader, buf: &mut [u8], offset: u64) ->
 /// The fully resolved status at `offset`: which layer answers and what it says.
 pub fn resolve_status(r: &dyn BlockReader, offset: u64, max_len: u64) -> Result<Mapping> {
     let ext = checked_status(r, offset, max_len)?;
-    let here = |present, zero, data| Mapping { start: offset, len: ext.len, depth: 0, present, zero, data };
+    let here = |present, zero, data| Mapping {
+        start: offset,
+        len: ext.len,
+        depth: 0,
+        present,
+        zero,
+        data,
+        offset: None,
+        compressed: false,
+    };
+    let stored = |mut m: Mapping| -> Result<Mapping> {
+        match r.stored(offset)? {
+            Some(Stored::At(at)) => m.offset = Some(at),
+            Some(Stored::Compressed) => m.compressed = true,
+            None => {}
+        }
+        Ok(m)
+    };
     Ok(match ext.alloc {
-        Allocation::Data => here(true, false, true),
+        Allocation::Data => stored(here(true, false, true))?,
+        Allocation::Zero { explicit: true } => stored(here(true, true, false))?,
         Allocation::Zero { .. } => here(true, true, false),
         Allocation::Unallocated => match r.parent() {
             Some(p) if offset < p.virtual_size() => {
@@ -136,7 +154,8 @@ impl dyn BlockReader + '_ {
 }
 
 /// One resolved range of the virtual disk, with the fields of `qemu-img map --output=json`
-/// (less `offset`, which is a property of one layer's file, not of the disk).
+/// (`offset` and `compressed` where the answering layer's format says, see
+/// [`BlockReader::stored`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mapping {
     /// First byte.
@@ -152,6 +171,10 @@ pub struct Mapping {
     pub zero: bool,
     /// The range must be read (it may still contain zeros).
     pub data: bool,
+    /// Where the answering layer keeps the range in its file, when its format says.
+    pub offset: Option<u64>,
+    /// The answering layer keeps the range compressed.
+    pub compressed: bool,
 }
 
 impl Mapping {
@@ -162,6 +185,12 @@ impl Mapping {
             && self.present == other.present
             && self.zero == other.zero
             && self.data == other.data
+            && self.compressed == other.compressed
+            && match (self.offset, other.offset) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.checked_add(self.len) == Some(b),
+                _ => false,
+            }
     }
 }
 

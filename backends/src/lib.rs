@@ -32,15 +32,18 @@ pub mod source;
 
 // The formats: a folder each, and one line each in `FORMATS`. Adding a format: its module
 // here, and its entry in `FORMATS` (replacing its `recognised` entry, if it has one).
+pub mod qcow2;
 pub mod raw;
 pub mod recognised;
 pub mod vhdx;
 pub mod vmdk;
 
 /// Every format, in probe order. Ties between equal confidences go to the earlier entry; raw
-/// is last because it accepts anything.
+/// is last because it accepts anything. One line per format (kept by `rustfmt::skip`), so adding
+/// a format is one line.
+#[rustfmt::skip]
 pub static FORMATS: &[&reader::Format] = &[
-    &crate::recognised::QCOW2,
+    &crate::qcow2::FORMAT,
     &crate::vmdk::FORMAT,
     &crate::vhdx::FORMAT,
     &crate::recognised::VHD,
@@ -56,5 +59,5 @@ pub use format::{Confidence, ProbeInput};
 pub use parent::ParentRef;
 pub use policy::{OpenCtx, OpenPolicy};
 pub use probe::{open, OpenOptions};
-pub use reader::{Allocation, BlockReader, Extent, Format, LayerId};
+pub use reader::{Allocation, BlockReader, Extent, Format, LayerId, Stored};
 pub use source::{ByteSource, Concat, FileSource, MemSource, Window};

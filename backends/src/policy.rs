@@ -27,6 +27,9 @@ pub struct OpenPolicy {
     /// not match the parent's `CID`, and the like for other formats (`--ignore-parent-mismatch`,
     /// formerly `--ignore-cid`); by default such a chain is refused. See [`crate::parent`].
     pub ignore_parent_mismatch: bool,
+    /// Read images whose format marks their metadata as possibly inconsistent (the qcow2
+    /// corrupt bit) (`--allow-corrupt`); by default they are refused.
+    pub allow_corrupt: bool,
 }
 
 impl Default for OpenPolicy {
@@ -36,6 +39,7 @@ impl Default for OpenPolicy {
             allowed_dirs: Vec::new(),
             max_depth: DEFAULT_MAX_DEPTH,
             ignore_parent_mismatch: false,
+            allow_corrupt: false,
         }
     }
 }

@@ -71,6 +71,16 @@ pub struct Extent {
     pub alloc: Allocation,
 }
 
+/// Where a layer keeps the bytes of a range (the `offset` and `compressed` fields of
+/// `qemu-img map --output=json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// Plainly, from this byte offset of the file the layer reads its data from.
+    At(u64),
+    /// Compressed: there is no offset to show.
+    Compressed,
+}
+
 /// What identifies a layer to the children that name it as their parent. A child stores the
 /// value it expects; [`check_link`](crate::parent::check_link) compares it with what the parent says of itself.
 #[non_exhaustive]
@@ -142,6 +152,17 @@ pub trait BlockReader: Send + Sync + fmt::Debug {
     /// Reads bytes of a range that [`block_status`](BlockReader::block_status) reported as
     /// [`Allocation::Data`] in this layer. The resolver never calls it for other ranges.
     fn read_layer(&self, buf: &mut [u8], offset: u64) -> Result<()>;
+
+    /// Where this layer keeps the bytes at `offset`, a range [`block_status`] reported as data
+    /// or as an explicit zero with storage behind it, for `xva map`. A format that answers must
+    /// end its `block_status` runs where the answer stops being contiguous (as qemu splits its
+    /// map). `None`: the format does not say.
+    ///
+    /// [`block_status`]: BlockReader::block_status
+    fn stored(&self, offset: u64) -> Result<Option<Stored>> {
+        let _ = offset;
+        Ok(None)
+    }
 
     /// The layer under this one, if any.
     fn parent(&self) -> Option<&dyn BlockReader> {

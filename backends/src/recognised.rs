@@ -1,4 +1,4 @@
-//! Formats `xva` recognises but cannot read yet: qcow/qcow2, VHD, VHDX.
+//! Formats `xva` recognises but cannot read yet: VHD, VHDX.
 //!
 //! Without these entries such an image would fall through to raw, and its metadata would be
 //! converted as if it were the guest's disk — silent garbage. Each entry probes the format's
@@ -19,8 +19,6 @@ use crate::reader::BlockReader;
 use crate::reader::Format;
 use crate::source::ByteSource;
 
-/// `QFI\xfb`: qcow (version 1) and qcow2 (versions 2 and 3).
-const QCOW_MAGIC: &[u8; 4] = b"QFI\xfb";
 /// The VHDX file type identifier at offset 0.
 const VHDX_MAGIC: &[u8; 8] = b"vhdxfile";
 /// The VHD footer cookie: at offset 0 (copy of the footer in dynamic and differencing disks)
@@ -43,16 +41,6 @@ fn refuse(src: Arc<dyn ByteSource>, what: &str) -> Result<Box<dyn BlockReader>> 
     ))
     .with_path(src.path()))
 }
-
-/// qcow and qcow2.
-pub static QCOW2: Format = Format {
-    name: "qcow2",
-    title: "qcow2",
-    readable: false,
-    description: "QEMU copy-on-write image (recognised, not readable yet)",
-    probe: |input: &ProbeInput<'_>| magic_at_start(input, QCOW_MAGIC),
-    open: |src, _ctx: &OpenCtx<'_>| refuse(src, "qcow/qcow2"),
-};
 
 /// VHDX.
 pub static VHDX: Format = Format {
@@ -102,10 +90,10 @@ mod tests {
         tail[..8].copy_from_slice(b"conectix");
         assert_eq!(probe(&[0u8; 512], &tail), "vhd");
         assert_eq!(probe(&[0u8; 512], &[0u8; 512]), "raw");
-        let src: Arc<dyn ByteSource> = Arc::new(crate::MemSource::new(b"QFI\xfb".to_vec(), "disk.qcow2"));
+        let src: Arc<dyn ByteSource> = Arc::new(crate::MemSource::new(b"vhdxfile".to_vec(), "disk.vhdx"));
         let policy = crate::OpenPolicy::default();
-        let e = (QCOW2.open)(src, &OpenCtx::new(&policy)).unwrap_err();
+        let e = (VHDX.open)(src, &OpenCtx::new(&policy)).unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Unsupported);
-        assert!(e.to_string().contains("disk.qcow2") && e.to_string().contains("qemu-img convert"), "{e}");
+        assert!(e.to_string().contains("disk.vhdx") && e.to_string().contains("qemu-img convert"), "{e}");
     }
 }

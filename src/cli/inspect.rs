@@ -69,9 +69,13 @@ fn disk_info(d: &guest::Disk, open: &OpenArgs) -> DiskInfo {
             }
             let mut checks = Vec::new();
             if let Some(h) = d.format.as_deref() {
-                if h != r.format().name {
+                let declared = guest::declared_format(Some(h)).ok().flatten().map(|f| f.name);
+                if declared.is_some_and(|n| n != r.format().name) {
                     checks.push(format!("the definition says {h}, the image is {}", r.format().name));
                 }
+            }
+            if open.format.is_none() {
+                checks.extend(guest::declared_raw_mismatch(d));
             }
             if let Some(c) = d.capacity.filter(|&c| c != size) {
                 checks.push(format!("the definition says {c} bytes, the image holds {size}"));

@@ -11,7 +11,8 @@ use super::open::OpenArgs;
 /// Print a disk image's allocation map.
 ///
 /// With `--output json` the fields are those of `qemu-img map --output=json` (start, length,
-/// depth, present, zero, data), one object per coalesced range, so the two can be diffed.
+/// depth, present, zero, data, compressed, and offset where the layer's format says: qcow2),
+/// one object per coalesced range, so the two can be diffed.
 #[derive(ClapArgs, Debug)]
 pub struct Args {
     /// The disk image.
@@ -34,7 +35,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.output == Style::Human {
-        writeln!(out, "{:>16} {:>16} {:>5} {:>7} {:>5} {:>5}", "start", "length", "depth", "present", "zero", "data")?;
+        writeln!(
+            out,
+            "{:>16} {:>16} {:>5} {:>7} {:>5} {:>5} {:>10} {:>16}",
+            "start", "length", "depth", "present", "zero", "data", "compressed", "offset"
+        )?;
     } else {
         write!(out, "[")?;
     }
@@ -44,8 +49,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         match args.output {
             Style::Human => writeln!(
                 out,
-                "{:>#16x} {:>#16x} {:>5} {:>7} {:>5} {:>5}",
-                m.start, m.len, m.depth, m.present, m.zero, m.data
+                "{:>#16x} {:>#16x} {:>5} {:>7} {:>5} {:>5} {:>10} {:>16}",
+                m.start,
+                m.len,
+                m.depth,
+                m.present,
+                m.zero,
+                m.data,
+                m.compressed,
+                m.offset.map(|o| format!("{o:#x}")).unwrap_or_default()
             )?,
             Style::Json => {
                 if !first {
@@ -53,9 +65,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 }
                 write!(
                     out,
-                    "{{ \"start\": {}, \"length\": {}, \"depth\": {}, \"present\": {}, \"zero\": {}, \"data\": {}}}",
-                    m.start, m.len, m.depth, m.present, m.zero, m.data
+                    "{{ \"start\": {}, \"length\": {}, \"depth\": {}, \"present\": {}, \"zero\": {}, \"data\": {}, \
+                     \"compressed\": {}",
+                    m.start, m.len, m.depth, m.present, m.zero, m.data, m.compressed
                 )?;
+                if let Some(o) = m.offset {
+                    write!(out, ", \"offset\": {o}")?;
+                }
+                write!(out, "}}")?;
             }
         }
         first = false;

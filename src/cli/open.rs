@@ -24,6 +24,11 @@ pub struct OpenArgs {
     /// snapshot was taken: the result may be inconsistent). Also spelled --ignore-cid.
     #[arg(long, alias = "ignore-cid")]
     pub ignore_parent_mismatch: bool,
+    /// Read images whose format says their metadata may be inconsistent (a qcow2 with the
+    /// corrupt bit set): the result may be wrong. Repairing a copy with `qemu-img check -r all`
+    /// is the better way.
+    #[arg(long)]
+    pub allow_corrupt: bool,
 }
 
 /// `--format`'s help: the formats the registry reads.
@@ -54,6 +59,7 @@ impl OpenArgs {
             allow_any: self.allow_any_path,
             allowed_dirs: self.allow_path.clone(),
             ignore_parent_mismatch: self.ignore_parent_mismatch,
+            allow_corrupt: self.allow_corrupt,
             ..Default::default()
         };
         Ok(OpenOptions { format, policy })

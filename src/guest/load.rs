@@ -436,15 +436,75 @@ fn load_ova(path: &Path, opts: &LoadOptions) -> Result<Guest> {
     Ok(g)
 }
 
+/// The format a guest definition declares for a disk (`file:`, `phy:`, `tap:aio:` and xl's
+/// default are raw; `tap:qcow2:`, xl `format=`, VMX and OVF name theirs), as a registry entry.
+/// A declared format is used, never a probe: a guest owns the bytes of its raw disk, and a raw
+/// disk whose first sector the guest wrote as a qcow2 header must not make xva follow a backing
+/// file the guest chose (qemu's CVE-2008-2004). `Ok(None)`: nothing declared (or a name that is
+/// no format, such as an unknown OVF format URI): the image is probed.
+pub fn declared_format(hint: Option<&str>) -> xva_backends::Result<Option<&'static xva_backends::Format>> {
+    let Some(hint) = hint else { return Ok(None) };
+    let name = match hint.to_ascii_lowercase().as_str() {
+        "raw" => "raw",
+        "qcow" | "qcow2" => "qcow2",
+        "vmdk" => "vmdk",
+        "vhd" | "vpc" => "vhd",
+        "vhdx" => "vhdx",
+        "qed" => {
+            return Err(xva_backends::Error::unsupported(
+                "the guest definition declares this disk as QED, which xva does not read; convert it \
+                 with `qemu-img convert -f qed -O raw` first",
+            ))
+        }
+        _ => return Ok(None),
+    };
+    Ok(xva_backends::probe::by_name(name))
+}
+
+/// When disk `d` is declared raw but its content looks like another format: the note that says
+/// it is read as raw anyway. `None` otherwise (or when the file cannot be probed).
+pub fn declared_raw_mismatch(d: &super::model::Disk) -> Option<String> {
+    let DiskSource::Path { path } = &d.source else { return None };
+    if !declared_format(d.format.as_deref()).ok()??.name.eq("raw") {
+        return None;
+    }
+    let src = xva_backends::FileSource::open(path).ok()?;
+    let (found, _) = xva_backends::probe::detect(&src).ok()?;
+    (found.name != "raw").then(|| {
+        format!(
+            "{}: the definition declares {} raw, but its content looks like a {} image; it is read \
+             as raw, byte for byte (a guest's own bytes never choose a format or a backing file). \
+             If the definition is wrong, pass --format {}",
+            d.device,
+            path.display(),
+            found.name,
+            found.name
+        )
+    })
+}
+
 /// Opens disk `d` of a loaded guest with `opts`: a file or block device through
 /// `xva_backends::open`, or an OVA member as a [`xva_backends::Window`] of the OVA file (read in
-/// place, probed like any image). A block-script device cannot be opened.
+/// place). The format is `--format` if given, else raw for a disk the definition declares raw
+/// ([`declared_format`]), else probed. A block-script device cannot be opened.
 pub fn open_disk(
     d: &super::model::Disk,
     opts: &xva_backends::OpenOptions,
 ) -> xva_backends::Result<Box<dyn xva_backends::BlockReader>> {
     use std::sync::Arc;
     use xva_backends::{ByteSource, Concat, FileSource, OpenCtx, Window};
+    // A disk declared raw is read as raw. Other declarations (a VMX's or OVF's VMDK, Xen's
+    // `tap:qcow2:`) name formats whose metadata the host wrote, not the guest, so probing them
+    // finds the same format; they are checked against the probe by `xva inspect`.
+    let raw;
+    let declared = if opts.format.is_none() { declared_format(d.format.as_deref())? } else { None };
+    let opts = match declared {
+        Some(f) if f.name == "raw" => {
+            raw = xva_backends::OpenOptions { format: Some(f), ..opts.clone() };
+            &raw
+        }
+        _ => opts,
+    };
     match &d.source {
         DiskSource::Path { path } => xva_backends::open(path, opts),
         DiskSource::OvaMember(m) => {
@@ -484,15 +544,26 @@ pub fn open_disk(
 }
 
 impl Guest {
-    /// Opens every disk ([`open_disk`]), in order; all failures are reported at once.
-    pub fn open_disks(&self, opts: &xva_backends::OpenOptions) -> Result<Vec<Box<dyn xva_backends::BlockReader>>> {
+    /// Opens every disk ([`open_disk`]), in order; all failures are reported at once. A disk
+    /// declared raw whose content looks like another format gets a warning note (it is read as
+    /// raw).
+    pub fn open_disks(&mut self, opts: &xva_backends::OpenOptions) -> Result<Vec<Box<dyn xva_backends::BlockReader>>> {
         let mut readers = Vec::with_capacity(self.disks.len());
         let mut errors = Vec::new();
+        let mut notes = Vec::new();
         for d in &self.disks {
             match open_disk(d, opts) {
-                Ok(r) => readers.push(r),
+                Ok(r) => {
+                    if opts.format.is_none() {
+                        notes.extend(declared_raw_mismatch(d));
+                    }
+                    readers.push(r)
+                }
                 Err(e) => errors.push(format!("{}: {e}", d.device)),
             }
+        }
+        for n in notes {
+            self.note(Severity::Warning, n);
         }
         if errors.is_empty() {
             Ok(readers)
@@ -521,6 +592,20 @@ mod tests {
         assert!(escapes(Path::new("../x")));
         assert!(escapes(Path::new("a/../../x")));
         assert!(!escapes(Path::new("a/../x")));
+    }
+
+    #[test]
+    fn declared_formats() {
+        let name = |h: &str| declared_format(Some(h)).unwrap().map(|f| f.name);
+        assert_eq!(name("raw"), Some("raw"));
+        assert_eq!(name("QCOW"), Some("qcow2"));
+        assert_eq!(name("qcow2"), Some("qcow2"));
+        assert_eq!(name("vmdk"), Some("vmdk"));
+        assert_eq!(name("vhd"), Some("vhd"));
+        assert_eq!(name("http://example.invalid/unknown-format"), None);
+        assert_eq!(declared_format(None).unwrap().map(|f| f.name), None);
+        let e = declared_format(Some("qed")).unwrap_err();
+        assert!(e.to_string().contains("QED"), "{e}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod xen;
 mod golden;
 
 pub use error::{ErrorKind, GuestError};
-pub use load::{detect, load, open_disk, LoadOptions};
+pub use load::{declared_format, declared_raw_mismatch, detect, load, open_disk, LoadOptions};
 pub use model::*;
 // The Xen parsers live under `xen/`; their old paths stay (`guest::xm`, `guest::pyeval`, ...).
 pub use xen::{pyeval, sxp, xl, xm};

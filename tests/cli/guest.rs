@@ -350,7 +350,7 @@ fn config_to_xva_end_to_end() {
             d = dir.join("d.img").display(),
         ),
     );
-    let g = xva::guest::load(&dir.join("win2008"), &Default::default()).unwrap();
+    let mut g = xva::guest::load(&dir.join("win2008"), &Default::default()).unwrap();
     assert_eq!(g.source_kind, xva::guest::SourceKind::Xm);
     let readers = g.open_disks(&OpenOptions::default()).unwrap();
     let sizes: Vec<u64> = readers.iter().map(|r| r.virtual_size()).collect();

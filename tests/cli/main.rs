@@ -12,6 +12,8 @@ mod qemu_oracle;
 mod vmdk;
 // VHDX: convert → verify → extract against qemu-img and the spec builder (logs, differencing)
 mod vhdx;
+// qcow2: convert → verify → extract, map and info against qemu-img, a tap:qcow2: guest
+mod qcow2;
 // xva verify / xva extract: validator exit codes and messages, sparse extraction, round trips
 mod validate;
 // xva convert --server: uploads against a XenAPI test server (faults, cleanup, TLS pinning)
