@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod be;
 pub mod cache;
 pub mod chain;
 pub mod error;
@@ -34,6 +35,7 @@ pub mod source;
 // here, and its entry in `FORMATS` (replacing its `recognised` entry, if it has one).
 pub mod raw;
 pub mod recognised;
+pub mod vhd;
 pub mod vmdk;
 
 /// Every format, in probe order. Ties between equal confidences go to the earlier entry; raw
