@@ -44,7 +44,7 @@ pub static FORMATS: &[&reader::Format] = &[
     &crate::recognised::QCOW2,
     &crate::vmdk::FORMAT,
     &crate::recognised::VHDX,
-    &crate::recognised::VHD,
+    &crate::vhd::FORMAT,
     &crate::raw::FORMAT,
 ];
 
