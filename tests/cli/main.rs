@@ -10,6 +10,8 @@ mod convert_source;
 mod qemu_oracle;
 // VMDK: xva map/info/convert against qemu-img on chains, flat, split and stream disks
 mod vmdk;
+// VHD: convert/verify/extract of dynamic, fixed and differencing disks; map against qemu-img
+mod vhd;
 // xva verify / xva extract: validator exit codes and messages, sparse extraction, round trips
 mod validate;
 // xva convert --server: uploads against a XenAPI test server (faults, cleanup, TLS pinning)
