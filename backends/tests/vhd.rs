@@ -398,6 +398,23 @@ mod handmade {
         assert!(read_all(r.as_ref()) == expected(&top_raw, &mid_view, &|_| true));
     }
 
+    /// XenServer LVHD: the child names `<uuid>.vhd`, the parent is the volume `VHD-<uuid>`, larger
+    /// than the VHD in it (so its only footer is the copy at offset 0).
+    #[test]
+    fn xenserver_lvhd_parent_volume() {
+        let dir = tempfile::tempdir().unwrap();
+        let uuid = "0b3c4a2e-5d6f-4e70-8a91-b2c3d4e5f601";
+        let praw = noise(80, SIZE as usize);
+        let po = Opts { footer: FooterAt::StartOnly, ..parent_opts() };
+        write(dir.path(), &format!("VHD-{uuid}"), &build::sparse(&praw, &|_| true, &po));
+        let craw = noise(81, SIZE as usize);
+        let o = Opts { parent: Some(link(vec![], &format!("{uuid}.vhd"))), ..Opts::default() };
+        let child = write(dir.path(), &format!("VHD-{}", "c".repeat(8)), &build::sparse(&craw, &child_stores, &o));
+        let r = open_ok(&child);
+        assert!(read_all(r.as_ref()) == expected(&craw, &praw, &|_| true));
+        assert!(r.details().iter().any(|(k, v)| k == "parent found by" && v.contains("LVHD")), "{:?}", r.details());
+    }
+
     /// A parent whose unique id differs is refused with the flag to pass; the flag reads it. A
     /// different time stamp only warns.
     #[test]

@@ -434,7 +434,30 @@ fn parent_names(src: &dyn ByteSource, h: &Header) -> Result<Vec<(String, String)
     if !h.parent_name.is_empty() {
         out.push(("parent unicode name".to_string(), h.parent_name.clone()));
     }
+    // XenServer LVHD: a parent named `<uuid>.vhd` is the logical volume `VHD-<uuid>` beside
+    // the child in the volume group's directory (`/dev/VG_XenStorage-<sr>/`).
+    let lvs: Vec<(String, String)> = out
+        .iter()
+        .filter_map(|(_, name)| xenserver_lv(name))
+        .map(|lv| ("XenServer LVHD volume".to_string(), lv))
+        .collect();
+    for lv in lvs {
+        if !out.iter().any(|(_, n)| *n == lv.1) {
+            out.push(lv);
+        }
+    }
     Ok(out)
+}
+
+/// `VHD-<uuid>` for a name whose base name is `<uuid>.vhd` (36 characters of a UUID).
+fn xenserver_lv(name: &str) -> Option<String> {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let stem = base.strip_suffix(".vhd").or_else(|| base.strip_suffix(".VHD"))?;
+    let uuid_like = stem.len() == 36
+        && stem
+            .char_indices()
+            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() });
+    uuid_like.then(|| format!("VHD-{stem}"))
 }
 
 /// Opens the first parent a name leads to; names whose file does not exist are skipped.
@@ -574,6 +597,16 @@ mod tests {
 
     fn probe(head: &[u8], tail: &[u8]) -> Confidence {
         probe_vhd(&ProbeInput { head, tail, len: 1 << 20, path: Path::new("p.vhd") })
+    }
+
+    #[test]
+    fn xenserver_lv_names() {
+        let u = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
+        assert_eq!(xenserver_lv(&format!("{u}.vhd")).unwrap(), format!("VHD-{u}"));
+        assert_eq!(xenserver_lv(&format!("./{u}.vhd")).unwrap(), format!("VHD-{u}"));
+        assert_eq!(xenserver_lv("base.vhd"), None);
+        assert_eq!(xenserver_lv(&format!("{u}.raw")), None);
+        assert_eq!(xenserver_lv("3f2504e0x4f89-11d3-9a0c-0305e82c3301.vhd"), None);
     }
 
     #[test]
