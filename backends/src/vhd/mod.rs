@@ -247,7 +247,14 @@ impl Blocks {
         let rel = offset % self.block_size;
         let lim = max_len.min(self.block_size - rel);
         let Some(at) = self.block_at(b)? else {
-            return Ok((lim, Allocation::Unallocated));
+            // A run of unallocated blocks is one answer (a sparse 2 TB disk has a million).
+            let mut len = lim;
+            let mut next = b + 1;
+            while len < max_len && next < self.entries && matches!(self.block_at(next), Ok(None)) {
+                len = len.saturating_add(self.block_size).min(max_len);
+                next += 1;
+            }
+            return Ok((len, Allocation::Unallocated));
         };
         // Sectors of the block from the one holding `offset` to the one holding the last byte.
         let sector = rel / 512;
