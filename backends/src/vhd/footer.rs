@@ -94,6 +94,23 @@ pub fn four_cc(b: &[u8; 4]) -> String {
     String::from_utf8_lossy(b).trim_end_matches(['\0', ' ']).to_string()
 }
 
+/// A VHD time stamp (seconds since 2000-01-01 00:00:00 UTC) as `N (YYYY-MM-DD hh:mm:ss UTC)`.
+pub fn timestamp_text(ts: u32) -> String {
+    let days = ts as i64 / 86_400 + 10_957; // days from 1970-01-01 to 2000-01-01
+    let secs = ts as i64 % 86_400;
+    // Days since 1970 to a proleptic Gregorian date (Howard Hinnant's civil_from_days).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{ts} ({y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC)", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
 /// Parses a footer from `b` (511 or more bytes starting at the cookie). A missing cookie or an
 /// unknown disk type is an error; a wrong checksum is not (qemu warns too): see
 /// [`Footer::checksum_ok`].
@@ -200,6 +217,15 @@ mod tests {
         assert!(parse(&[0u8; 512]).is_err());
         let e = parse(&footer(b"qemu", 1 << 20, (1, 1, 1), 9)).unwrap_err();
         assert!(e.to_string().contains("disk type 9"), "{e}");
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(timestamp_text(0), "0 (2000-01-01 00:00:00 UTC)");
+        // qemu's image made on 2026-12-05 03:08 UTC (the fixture above).
+        assert_eq!(timestamp_text(0x32a6_3cb3), "849755315 (2026-12-05 03:08:35 UTC)");
+        assert_eq!(timestamp_text(5_097_600 + 59), "5097659 (2000-02-29 00:00:59 UTC)");
+        assert!(timestamp_text(u32::MAX).starts_with("4294967295 (2136-02-"));
     }
 
     #[test]

@@ -193,7 +193,7 @@ impl Blocks {
             return Ok(None);
         }
         let at = e * 512;
-        // The bitmap and the block's data must be in the file (the data only up to the virtual size).
+        // The bitmap and the whole block must be in the file.
         let end = at + self.bitmap_len + self.block_size;
         if end > self.src.len() {
             return Err(Error::corrupt(format!(
@@ -345,7 +345,7 @@ impl VhdReader {
                 if footer.sized_by_chs() { "geometry (C×H×S)" } else { "current size" }.to_string(),
             ),
             ("unique id".to_string(), uuid(&footer.unique_id)),
-            ("timestamp".to_string(), footer.timestamp.to_string()),
+            ("timestamp".to_string(), footer::timestamp_text(footer.timestamp)),
             ("footer".to_string(), found.describe().to_string()),
         ];
         if !footer.checksum_ok {
@@ -387,7 +387,7 @@ impl VhdReader {
                 if diff {
                     let want = LayerId::Vhd { unique_id: h.parent_unique_id, timestamp: h.parent_timestamp };
                     details.push(("parent unique id".into(), uuid(&h.parent_unique_id)));
-                    details.push(("parent timestamp".into(), h.parent_timestamp.to_string()));
+                    details.push(("parent timestamp".into(), footer::timestamp_text(h.parent_timestamp)));
                     details.push(("parent name".into(), h.parent_name.clone()));
                     let p = open_parent(src.as_ref(), &h, ctx, &mut details)?;
                     check_parent(&path, &want, p.as_ref(), ctx, &mut details)?;
