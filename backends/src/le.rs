@@ -4,7 +4,7 @@
 //! structure's length once (with an error naming the file and offset) before reading its fields.
 
 /// `N` bytes of `b` at `at`, zero-padded past the end of `b`.
-fn bytes<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+pub(crate) fn bytes<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     let mut out = [0u8; N];
     if let Some(src) = b.get(at..) {
         let n = src.len().min(N);

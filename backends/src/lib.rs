@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod be;
 pub mod cache;
 pub mod chain;
 pub mod error;
@@ -35,6 +36,7 @@ pub mod source;
 pub mod qcow2;
 pub mod raw;
 pub mod recognised;
+pub mod vhd;
 pub mod vhdx;
 pub mod vmdk;
 
@@ -46,7 +48,10 @@ pub static FORMATS: &[&reader::Format] = &[
     &crate::qcow2::FORMAT,
     &crate::vmdk::FORMAT,
     &crate::vhdx::FORMAT,
-    &crate::recognised::VHD,
+    &crate::vhd::FORMAT,
+    &crate::recognised::VDI,
+    &crate::recognised::QED,
+    &crate::recognised::PARALLELS,
     &crate::raw::FORMAT,
 ];
 

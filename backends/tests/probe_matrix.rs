@@ -36,6 +36,9 @@ fn every_format_is_recognised_as_its_own() {
         ("dyn.vhd", &["-O", "vpc"], "vhd"),
         ("fixed.vhd", &["-O", "vpc", "-o", "subformat=fixed"], "vhd"),
         ("a.vhdx", &["-O", "vhdx"], "vhdx"),
+        ("a.vdi", &["-O", "vdi"], "vdi"),
+        ("a.qed", &["-O", "qed"], "qed"),
+        ("a.parallels", &["-O", "parallels"], "parallels"),
         ("copy.raw", &["-O", "raw"], "raw"),
     ];
     for f in xva_backends::FORMATS {

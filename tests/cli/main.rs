@@ -14,6 +14,8 @@ mod vmdk;
 mod vhdx;
 // qcow2: convert → verify → extract, map and info against qemu-img, a tap:qcow2: guest
 mod qcow2;
+// VHD: convert/verify/extract of dynamic, fixed and differencing disks; map against qemu-img
+mod vhd;
 // xva verify / xva extract: validator exit codes and messages, sparse extraction, round trips
 mod validate;
 // xva convert --server: uploads against a XenAPI test server (faults, cleanup, TLS pinning)
