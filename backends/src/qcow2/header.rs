@@ -145,13 +145,8 @@ pub struct Header {
     pub has_bitmaps_ext: bool,
 }
 
-pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-pub(crate) fn be64(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
+/// The qcow headers' big-endian fields, through the shared readers (which never panic).
+pub(crate) use crate::be::{u32 as be32, u64 as be64};
 
 fn bad(msg: impl Into<String>, at: usize) -> Error {
     Error::invalid(msg).at(at as u64)
