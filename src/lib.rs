@@ -9,6 +9,7 @@
 
 pub mod guest;
 pub mod hex;
+pub mod inspect;
 pub mod plan;
 pub mod tar;
 pub mod vm;
