@@ -7,6 +7,7 @@
 //!                 disks are read through xva_backends (re-exported as `backends`)
 //! ```
 
+pub mod advise;
 pub mod guest;
 pub mod hex;
 pub mod inspect;

@@ -3,6 +3,7 @@
 //! snapshots and every note — without writing anything.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args as ClapArgs;
 use serde_json::json;
@@ -10,6 +11,7 @@ use serde_json::json;
 use anyhow::Context;
 use xva::backends::BlockReader;
 use xva::guest::{self, Boot, Guest, GuestError};
+use xva::plan::advice::{self, Advice};
 use xva::plan::describe_source;
 
 use super::exit::{coded, Exit};
@@ -33,6 +35,10 @@ pub struct Args {
     pub force: bool,
     #[command(flatten)]
     pub open: OpenArgs,
+    /// The target the boot advisories are for: xcp-ng-8.3 (default), xenserver-8,
+    /// citrix-8.2, xenserver-7.1, xenserver-6.5.
+    #[arg(long, value_name = "NAME", value_parser = super::source::parse_target)]
+    pub target: Option<xva::advise::Target>,
 }
 
 /// Opens disk `d` of a guest: a file or block device, or a window of an OVA.
@@ -49,6 +55,8 @@ struct DiskInfo {
     allocated: Option<u64>,
     chain: Vec<String>,
     error: Option<String>,
+    /// The opened disk, for inspection.
+    reader: Option<Arc<dyn BlockReader>>,
 }
 
 fn disk_info(d: &guest::Disk, open: &OpenArgs) -> DiskInfo {
@@ -83,6 +91,7 @@ fn disk_info(d: &guest::Disk, open: &OpenArgs) -> DiskInfo {
                 allocated: ok.then_some(allocated),
                 chain: r.layers().iter().map(|l| l.path().display().to_string()).collect(),
                 error: None,
+                reader: Some(Arc::from(r)),
             }
         }
         Err(e) => DiskInfo {
@@ -92,6 +101,7 @@ fn disk_info(d: &guest::Disk, open: &OpenArgs) -> DiskInfo {
             allocated: None,
             chain: Vec::new(),
             error: Some(format!("{e:#}")),
+            reader: None,
         },
     }
 }
@@ -119,10 +129,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let infos: Vec<DiskInfo> = g.disks.iter().map(|d| disk_info(d, &args.open)).collect();
     let sizes: Option<Vec<u64>> = infos.iter().map(|i| i.virtual_size).collect();
     let spec = sizes.as_ref().map(|s| xva::plan::vm_spec(&g, s));
+    // Inspection needs every disk (rules look at the boot disk and across disks).
+    let target = args.target.unwrap_or_default();
+    let readers: Option<Vec<Arc<dyn BlockReader>>> = infos.iter().map(|i| i.reader.clone()).collect();
+    let advice = readers.map(|r| advice::advise(&g, &r, &target)).unwrap_or_default();
     if args.output == Style::Json {
-        print_json(&args.source, &g, &infos, spec)?;
+        print_json(&args.source, &g, &infos, spec, &advice, &target)?;
     } else {
         print_human(&args.source, &g, &infos, spec);
+        print_advice(&advice, &target);
     }
     let unreadable = infos.iter().filter(|i| i.error.is_some()).count();
     if unreadable > 0 {
@@ -136,6 +151,8 @@ fn print_json(
     g: &Guest,
     infos: &[DiskInfo],
     spec: Option<Result<xva::xva::records::VmSpec, GuestError>>,
+    advice: &Advice,
+    target: &xva::advise::Target,
 ) -> anyhow::Result<()> {
     let mut v = serde_json::to_value(g)?;
     let disks: Vec<serde_json::Value> = g
@@ -155,6 +172,11 @@ fn print_json(
                 "chain": info.chain,
                 "checks": info.checks,
                 "error": info.error,
+                "inspection": match advice.disks.get(i) {
+                    Some(Ok(f)) => json!(f),
+                    Some(Err(e)) => json!({"error": e}),
+                    None => json!(null),
+                },
             })
         })
         .collect();
@@ -181,6 +203,8 @@ fn print_json(
         o.insert("path".into(), json!(source.display().to_string()));
         o.insert("disk_images".into(), json!(disks));
         o.insert("vm_record".into(), record);
+        o.insert("target".into(), json!(target.name));
+        o.insert("advisories".into(), json!(advice.advisories));
     }
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
@@ -288,5 +312,19 @@ fn print_human(
         for n in notes {
             println!("  {:<9} {}", n.severity.to_string(), s(&n.message));
         }
+    }
+}
+
+/// The advisories, after the notes; nothing at all when there are none.
+fn print_advice(advice: &Advice, target: &xva::advise::Target) {
+    if advice.advisories.is_empty() {
+        return;
+    }
+    let s = |t: &str| sanitize(t);
+    println!("advisories:   (target {})", target.name);
+    for a in &advice.advisories {
+        println!("  {:<5} {:<4} {}", a.severity.to_string(), a.code, s(&a.message));
+        println!("             evidence: {}", s(&a.evidence));
+        println!("             fix: {}", s(&a.fix));
     }
 }

@@ -1,0 +1,215 @@
+//! L rules: decided from the Linux filesystems `inspect` read (`advisories.md` §4, §6).
+
+use std::collections::BTreeSet;
+
+use super::{needs_hvm, Advisory, DiskView, Severity, Target};
+use crate::guest::{Boot, Guest};
+use crate::inspect::linux::{Kernel, BOOT_DRIVERS};
+use crate::inspect::{FsFacts, LinuxFacts, Scheme};
+use crate::vm::Firmware;
+
+/// Most evidence items quoted in one advisory.
+const MAX_EVIDENCE: usize = 6;
+
+/// A Linux filesystem and where it is.
+struct Found<'a> {
+    disk: usize,
+    fs: &'a FsFacts,
+    linux: &'a LinuxFacts,
+}
+
+impl Found<'_> {
+    fn at(&self) -> String {
+        format!("disk {} {}", self.disk, self.fs.location)
+    }
+}
+
+/// L1, L2, L3, L5, L7, L9, L14.
+pub fn rules(guest: &Guest, disks: &[DiskView<'_>], target: &Target) -> Vec<Advisory> {
+    let mut out = Vec::new();
+    let mut found = Vec::new();
+    for (disk, d) in disks.iter().enumerate() {
+        let Ok(facts) = d.facts else { continue };
+        for fs in &facts.filesystems {
+            if fs.needs_recovery {
+                out.push(Advisory {
+                    code: "L14",
+                    severity: Severity::Warn,
+                    message:
+                        "the filesystem was not cleanly unmounted; its journal was replayed in memory to inspect it"
+                            .into(),
+                    evidence: format!("disk {disk} {}: ext needs_recovery", fs.location),
+                    fix: "shut the guest down cleanly before converting".into(),
+                });
+            }
+            if let Some(linux) = &fs.linux {
+                found.push(Found { disk, fs, linux });
+            }
+        }
+    }
+    if found.is_empty() {
+        return out;
+    }
+    let hvm = needs_hvm(guest, target);
+    let kernels: Vec<(&Found<'_>, &Kernel)> =
+        found.iter().flat_map(|f| f.linux.kernels.iter().map(move |k| (f, k))).collect();
+    let root = found.iter().find(|f| f.linux.is_root);
+    if hvm && kernels.is_empty() {
+        if let Some(r) = root {
+            out.push(Advisory {
+                code: "L2",
+                severity: Severity::Block,
+                message: "the guest has no kernel of its own (it was booted from a kernel in dom0)".into(),
+                evidence: format!("{}: no vmlinuz-* in /boot, and no separate /boot holds one", r.at()),
+                fix: "install a kernel and a bootloader in the guest before converting".into(),
+            });
+        }
+    }
+    if hvm && !kernels.is_empty() && kernels.iter().all(|(_, k)| k.xen_only) {
+        out.push(Advisory {
+            code: "L1",
+            severity: Severity::Block,
+            message: "only Xen-PV-only kernels are installed: they cannot boot as HVM".into(),
+            evidence: list(kernels.iter().map(|(f, k)| {
+                format!("{}: {} ({})", f.at(), k.path, k.config.as_deref().map_or("name ends in xen".into(), |c| format!("{c}: CONFIG_X86_XEN / CONFIG_X86_64_XEN=y")))
+            })),
+            fix: "install a non-Xen kernel in the source first (e.g. the distribution's plain `kernel` package) and make it the default".into(),
+        });
+    }
+    if hvm {
+        out.extend(bootloader(guest, disks, &found));
+    }
+    let devices: Vec<String> = found
+        .iter()
+        .flat_map(|f| {
+            f.linux.device_names.iter().map(move |d| format!("{} {}:{} {}", f.at(), d.file, d.line, d.device))
+        })
+        .collect();
+    if !devices.is_empty() {
+        let uuids =
+            list(found.iter().filter(|f| !f.fs.uuid.is_empty()).map(|f| format!("{}: UUID={}", f.at(), f.fs.uuid)));
+        out.push(Advisory {
+            code: "L5",
+            severity: Severity::Warn,
+            message: "kernel device names change on the target (xvd* with PV drivers, sd*/hd* without)".into(),
+            evidence: list(devices.into_iter()),
+            fix: format!(
+                "refer to filesystems by UUID= or LABEL= in fstab, crypttab and root= before converting ({uuids})"
+            ),
+        });
+    }
+    out.extend(initramfs(&found, &kernels));
+    let consoles: Vec<String> = found
+        .iter()
+        .flat_map(|f| f.linux.pv_consoles.iter().map(move |d| format!("{} {}:{} {}", f.at(), d.file, d.line, d.device)))
+        .collect();
+    if hvm && !consoles.is_empty() {
+        out.push(Advisory {
+            code: "L9",
+            severity: Severity::Warn,
+            message: "the console is the Xen PV console, which an HVM guest may not have".into(),
+            evidence: list(consoles.into_iter()),
+            fix: "add console=tty0 (and console=ttyS0) to the kernel command line and a getty on tty1".into(),
+        });
+    }
+    out
+}
+
+/// L3: the boot disk must carry BIOS boot code (HVM BIOS boots the disk, not pygrub).
+fn bootloader(guest: &Guest, disks: &[DiskView<'_>], found: &[Found<'_>]) -> Option<Advisory> {
+    let firmware = match &guest.boot {
+        Boot::Hvm { firmware, .. } => *firmware,
+        _ => Firmware::Bios,
+    };
+    if firmware != Firmware::Bios || !found.iter().any(|f| f.disk == 0) {
+        return None;
+    }
+    let facts = disks.first()?.facts.ok()?;
+    let t = &facts.table;
+    let evidence = match t.scheme {
+        Scheme::Bare => "disk 0 is a bare filesystem: no partition table, no boot code".to_string(),
+        Scheme::Mbr if !t.mbr_boot_code => "disk 0: MBR bytes 0-439 are all zero (no boot code)".into(),
+        Scheme::Gpt if !t.has_bios_boot() => "disk 0: GPT without a BIOS boot partition".into(),
+        _ => return None,
+    };
+    Some(Advisory {
+        code: "L3",
+        severity: Severity::Block,
+        message: "the boot disk is not bootable by BIOS (pygrub read the bootloader config directly)".into(),
+        evidence,
+        fix: "run grub-install on the boot disk inside the guest (and give it a partition table if it has none) \
+              before converting"
+            .into(),
+    })
+}
+
+/// What a kernel can use to reach its root disk on the target.
+enum Drivers {
+    Some,
+    None(String),
+    Unknown,
+}
+
+fn drivers(k: &Kernel, found: &[Found<'_>]) -> Drivers {
+    let wanted: BTreeSet<&str> = BOOT_DRIVERS.iter().map(|(m, _)| *m).collect();
+    let mut have: BTreeSet<String> = k.builtin.clone();
+    for f in found {
+        if let Some(b) = f.linux.modules_builtin.get(&k.version) {
+            have.extend(b.iter().cloned());
+        }
+    }
+    if let Some(i) = &k.initramfs_facts {
+        have.extend(i.modules.iter().cloned());
+    }
+    if have.iter().any(|m| wanted.contains(m.as_str())) {
+        return Drivers::Some;
+    }
+    let config = k.config.as_deref().map(|c| format!("{c} builds none in")).unwrap_or_else(|| "no config".into());
+    match (&k.initramfs, &k.initramfs_facts) {
+        (Some(path), Some(i)) if i.unsupported.is_none() => {
+            Drivers::None(format!("{path} ({}) holds no xen-blkfront, ata_piix or piix; {config}", i.layers.join("+")))
+        }
+        (None, _) if k.config.is_some() => Drivers::None(format!("no initramfs for {}; {config}", k.version)),
+        _ => Drivers::Unknown,
+    }
+}
+
+/// L7: the initramfs (or the kernel itself) must drive the target's disks.
+fn initramfs(found: &[Found<'_>], kernels: &[(&Found<'_>, &Kernel)]) -> Option<Advisory> {
+    let usable: Vec<&(&Found<'_>, &Kernel)> = kernels.iter().filter(|(_, k)| !k.xen_only).collect();
+    let candidates: Vec<&(&Found<'_>, &Kernel)> = if usable.is_empty() { kernels.iter().collect() } else { usable };
+    let mut missing = Vec::new();
+    let mut fine = 0;
+    for (f, k) in &candidates {
+        match drivers(k, found) {
+            Drivers::Some | Drivers::Unknown => fine += 1,
+            Drivers::None(why) => missing.push(format!("{}: {why}", f.at())),
+        }
+    }
+    if missing.is_empty() {
+        return None;
+    }
+    Some(Advisory {
+        code: "L7",
+        severity: if fine == 0 { Severity::Block } else { Severity::Warn },
+        message: if fine == 0 {
+            "root will not be found after migration: no kernel can drive the target's disks".into()
+        } else {
+            "some kernels cannot drive the target's disks (root not found if they boot)".into()
+        },
+        evidence: list(missing.into_iter()),
+        fix: "in the guest, before export: dracut --add-drivers \"xen-blkfront xen-netfront\" --force \
+              (or mkinitrd --with=xen-blkfront --with=ata_piix on older systems)"
+            .into(),
+    })
+}
+
+/// At most [`MAX_EVIDENCE`] items, `; `-joined, with a count of the rest.
+fn list(items: impl Iterator<Item = String>) -> String {
+    let all: Vec<String> = items.collect();
+    let mut s = all.iter().take(MAX_EVIDENCE).cloned().collect::<Vec<_>>().join("; ");
+    if all.len() > MAX_EVIDENCE {
+        s.push_str(&format!("; and {} more", all.len() - MAX_EVIDENCE));
+    }
+    s
+}
