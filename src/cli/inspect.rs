@@ -24,7 +24,11 @@ use super::source::{input_error, load_options, SourceArgs};
 #[derive(ClapArgs, Debug)]
 pub struct Args {
     /// The guest definition: an xm/xl config, config.sxp, .vmx, .ovf or .ova.
-    pub source: PathBuf,
+    #[arg(required_unless_present = "disks", conflicts_with = "disks")]
+    pub source: Option<PathBuf>,
+    /// Bare disk images instead of a definition (the first one boots), as `xva convert --disk`.
+    #[arg(short = 'd', long = "disk", value_name = "PATH")]
+    pub disks: Vec<PathBuf>,
     /// Output style.
     #[arg(long, value_enum, default_value_t = Style::Human)]
     pub output: Style,
@@ -125,7 +129,16 @@ fn boot_text(b: &Boot) -> String {
 
 /// Runs `xva inspect`.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let g = guest::load(&args.source, &load_options(&args.src, args.force, &args.open)).map_err(input_error)?;
+    let (source, g) = match &args.source {
+        Some(p) => (p.clone(), guest::load(p, &load_options(&args.src, args.force, &args.open)).map_err(input_error)?),
+        None => {
+            // The guest `xva convert --disk` would make of the same disks.
+            let src = xva::plan::Source::Disks(args.disks.clone());
+            let ov = xva::plan::Overrides::default();
+            let plan = xva::plan::prepare(src, &ov, &args.open.options()?, &xva::plan::Quiet)?;
+            (args.disks[0].clone(), plan.guest)
+        }
+    };
     let infos: Vec<DiskInfo> = g.disks.iter().map(|d| disk_info(d, &args.open)).collect();
     let sizes: Option<Vec<u64>> = infos.iter().map(|i| i.virtual_size).collect();
     let spec = sizes.as_ref().map(|s| xva::plan::vm_spec(&g, s));
@@ -134,9 +147,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let readers: Option<Vec<Arc<dyn BlockReader>>> = infos.iter().map(|i| i.reader.clone()).collect();
     let advice = readers.map(|r| advice::advise(&g, &r, &target)).unwrap_or_default();
     if args.output == Style::Json {
-        print_json(&args.source, &g, &infos, spec, &advice, &target)?;
+        print_json(&source, &g, &infos, spec, &advice, &target)?;
     } else {
-        print_human(&args.source, &g, &infos, spec);
+        print_human(&source, &g, &infos, spec);
         print_advice(&advice, &target);
     }
     let unreadable = infos.iter().filter(|i| i.error.is_some()).count();

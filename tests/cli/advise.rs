@@ -151,3 +151,20 @@ fn convert_shows_advice_before_writing() {
     assert_eq!(codes(&v), ["BLOCK L1", "BLOCK L3", "BLOCK L7", "WARN L5", "WARN L9"]);
     assert_eq!(sha256_file(&disk), before);
 }
+
+#[test]
+fn inspect_a_bare_disk_without_a_definition() {
+    let dir = TestDir::new();
+    let disk = el5_disk(&dir);
+    let disk = disk.to_str().unwrap();
+    let v: Value = serde_json::from_str(&dir.xva_ok(["inspect", "--disk", disk, "--output", "json"])).unwrap();
+    assert_eq!(v["source_kind"], "disks");
+    assert_eq!(codes(&v), ["BLOCK L1", "BLOCK L3", "BLOCK L7", "WARN L5", "WARN L9"]);
+    assert_eq!(v["disk_images"][0]["inspection"]["table"]["scheme"], "mbr");
+    // An empty disk: nothing found, nothing said.
+    std::fs::File::create(dir.join("empty.img")).unwrap().set_len(4 << 20).unwrap();
+    let human = dir.xva_ok(["inspect", "--disk", "empty.img"]);
+    assert!(!human.contains("advisories"), "{human}");
+    let out = dir.xva(["inspect"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
