@@ -32,14 +32,27 @@ pub struct Initramfs {
     /// A compression `xva` does not read (`xz`, `lz4`, `bzip2`, `lzma`): the modules after it
     /// are unknown.
     pub unsupported: Option<&'static str>,
+    /// The scan stopped early, at the first module it was asked to look for: `modules` is
+    /// then only what came before.
+    pub stopped: bool,
 }
 
-/// Scans an initramfs image.
+/// Scans a whole initramfs image.
 pub fn scan(data: impl Read) -> Result<Initramfs> {
+    scan_until(data, &[])
+}
+
+/// Scans an initramfs image, stopping at the first module named in `stop`.
+pub fn scan_until(data: impl Read, stop: &[&str]) -> Result<Initramfs> {
     let mut out = Initramfs::default();
-    let mut entries = 0usize;
-    scan_into(Box::new(data), 0, &mut out, &mut entries)?;
+    let mut st = State { entries: 0, stop };
+    scan_into(Box::new(data), 0, &mut out, &mut st)?;
     Ok(out)
+}
+
+struct State<'s> {
+    entries: usize,
+    stop: &'s [&'s str],
 }
 
 fn corrupt(what: impl Into<String>) -> Error {
@@ -57,7 +70,7 @@ fn io_err(e: io::Error) -> Error {
     }
 }
 
-fn scan_into(mut r: Box<dyn Read + '_>, depth: u32, out: &mut Initramfs, entries: &mut usize) -> Result<()> {
+fn scan_into(mut r: Box<dyn Read + '_>, depth: u32, out: &mut Initramfs, st: &mut State<'_>) -> Result<()> {
     loop {
         let mut first = [0u8; 1];
         let mut skipped = 0usize;
@@ -83,7 +96,10 @@ fn scan_into(mut r: Box<dyn Read + '_>, depth: u32, out: &mut Initramfs, entries
                 if depth == 0 && out.layers.last() != Some(&"none") {
                     out.layers.push("none");
                 }
-                archive(&mut r, out, entries)?;
+                archive(&mut r, out, st)?;
+                if out.stopped {
+                    return Ok(());
+                }
             }
             [0x1f, 0x8b, ..] | [0x28, 0xb5, 0x2f, 0xfd, ..] if depth < 2 => {
                 let gzip = magic[0] == 0x1f;
@@ -94,7 +110,7 @@ fn scan_into(mut r: Box<dyn Read + '_>, depth: u32, out: &mut Initramfs, entries
                 } else {
                     Box::new(zstd::stream::read::Decoder::new(whole).map_err(io_err)?)
                 };
-                return scan_into(inner, depth + 1, out, entries);
+                return scan_into(inner, depth + 1, out, st);
             }
             [0xfd, b'7', b'z', b'X', b'Z', 0] => return unsupported(out, "xz"),
             [0x02, 0x21, 0x4c, 0x18, ..] | [0x04, 0x22, 0x4d, 0x18, ..] => return unsupported(out, "lz4"),
@@ -116,7 +132,7 @@ fn crate_hex(b: &[u8]) -> String {
 }
 
 /// The entries of one archive, after its first magic, up to `TRAILER!!!`.
-fn archive(r: &mut Box<dyn Read + '_>, out: &mut Initramfs, entries: &mut usize) -> Result<()> {
+fn archive(r: &mut Box<dyn Read + '_>, out: &mut Initramfs, st: &mut State<'_>) -> Result<()> {
     let mut first = true;
     loop {
         if !first {
@@ -127,8 +143,8 @@ fn archive(r: &mut Box<dyn Read + '_>, out: &mut Initramfs, entries: &mut usize)
             }
         }
         first = false;
-        *entries += 1;
-        if *entries > MAX_ENTRIES {
+        st.entries += 1;
+        if st.entries > MAX_ENTRIES {
             return Err(Error::new(ErrorKind::Unsupported, format!("initramfs holds more than {MAX_ENTRIES} entries")));
         }
         let mut h = [0u8; 104];
@@ -150,7 +166,12 @@ fn archive(r: &mut Box<dyn Read + '_>, out: &mut Initramfs, entries: &mut usize)
             return Ok(());
         }
         if let Some(m) = module_name(&name) {
+            let stop = st.stop.contains(&m.as_str());
             out.modules.insert(m);
+            if stop {
+                out.stopped = true;
+                return Ok(());
+            }
         }
         skip(r, filesize + pad4(filesize))?;
     }
@@ -218,6 +239,17 @@ pub(crate) mod tests {
         let got = scan(&img[..]).unwrap();
         assert_eq!(got.layers, vec!["none", "gzip"]);
         assert_eq!(got.modules.into_iter().collect::<Vec<_>>(), vec!["xen_blkfront".to_string()]);
+    }
+
+    #[test]
+    fn stops_at_the_first_wanted_module() {
+        let img = gzip(&newc(&["a/ata_piix.ko", "b/ext4.ko", "c/xen-blkfront.ko"]));
+        let got = scan_until(&img[..], &["xen_blkfront", "ata_piix"]).unwrap();
+        assert!(got.stopped);
+        assert_eq!(got.modules.into_iter().collect::<Vec<_>>(), vec!["ata_piix".to_string()]);
+        let got = scan(&img[..]).unwrap();
+        assert!(!got.stopped);
+        assert_eq!(got.modules.len(), 3);
     }
 
     #[test]

@@ -44,6 +44,7 @@ impl Ext4Read for Reader {
 /// An opened ext2/3/4 filesystem.
 pub struct Fs {
     fs: Ext4,
+    budget: std::sync::Arc<super::Budget>,
     compat: u32,
     incompat: u32,
 }
@@ -67,8 +68,9 @@ impl Fs {
         }
         let word = |o: usize| u32::from_le_bytes([sb[o], sb[o + 1], sb[o + 2], sb[o + 3]]);
         let (compat, incompat) = (word(0x5c), word(0x60));
+        let budget = disk.budget().clone();
         let fs = Ext4::load(Box::new(Reader(disk))).map_err(|e| ext_error("opening the ext filesystem", e))?;
-        Ok(Some(Fs { fs, compat, incompat }))
+        Ok(Some(Fs { fs, budget, compat, incompat }))
     }
 
     /// `ext2`, `ext3` or `ext4`, from the feature bits.
@@ -155,11 +157,19 @@ impl Fs {
         Ok(names)
     }
 
-    /// A streaming reader of the file at `path` (for initramfs images), and its length.
-    pub fn open_stream(&self, path: &str) -> Result<(u64, impl Read + '_)> {
+    /// A streaming reader of the file at `path` (for initramfs images) when it holds at most
+    /// `max` bytes; its length is added to the read budget (plus 1/16 for its block maps).
+    pub fn open_stream(&self, path: &str, max: u64) -> Result<impl Read + '_> {
         let f = self.fs.open(path).map_err(|e| ext_error(&format!("opening {path}"), e))?;
         let len = f.metadata().len();
-        Ok((len, f))
+        if len > max {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("{path} holds {len} bytes, more than the {max} scanned"),
+            ));
+        }
+        self.budget.grant(len + len / 16);
+        Ok(f)
     }
 }
 

@@ -159,15 +159,10 @@ pub fn facts(fs: &Fs, problems: &mut Vec<String>) -> Option<LinuxFacts> {
         ];
         if let Some(img) = candidates.iter().find(|c| boot_names.contains(c)) {
             let path = format!("{boot}/{img}");
-            match fs.open_stream(&path) {
-                Ok((len, _)) if len > MAX_INITRAMFS => {
-                    problems.push(format!("{path}: {len} bytes, more than the {MAX_INITRAMFS} scanned"))
-                }
-                Ok((_, stream)) => match cpio::scan(stream) {
-                    Ok(i) => k.initramfs_facts = Some(i),
-                    Err(e) => problems.push(format!("{path}: {e}")),
-                },
-                Err(e) => problems.push(e.to_string()),
+            let wanted: Vec<&str> = BOOT_DRIVERS.iter().map(|(m, _)| *m).collect();
+            match fs.open_stream(&path, MAX_INITRAMFS).and_then(|r| cpio::scan_until(r, &wanted)) {
+                Ok(i) => k.initramfs_facts = Some(i),
+                Err(e) => problems.push(format!("{path}: {e}")),
             }
             k.initramfs = Some(path);
         }

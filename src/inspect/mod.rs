@@ -31,7 +31,8 @@ pub use linux::LinuxFacts;
 pub use partitions::{PartKind, Partition, Scheme, Table};
 
 /// Bytes one disk's inspection may read by default: the metadata of a 100 GiB guest is a few
-/// MiB; initramfs images are read on top of this (each capped by [`linux::MAX_INITRAMFS`]).
+/// MiB; initramfs images are granted on top of this, each up to its size (at most
+/// [`linux::MAX_INITRAMFS`]), and their scan stops at the first boot driver found.
 pub const DEFAULT_BUDGET: u64 = 64 << 20;
 
 /// What went wrong while inspecting.
@@ -81,14 +82,19 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Bytes left to read for one disk's inspection, shared by every window of it.
 #[derive(Debug)]
 pub struct Budget {
-    limit: u64,
+    limit: AtomicU64,
     used: AtomicU64,
 }
 
 impl Budget {
     /// A budget of `limit` bytes.
     pub fn new(limit: u64) -> Arc<Budget> {
-        Arc::new(Budget { limit, used: AtomicU64::new(0) })
+        Arc::new(Budget { limit: AtomicU64::new(limit), used: AtomicU64::new(0) })
+    }
+
+    /// Allows `n` more bytes (a file about to be streamed, already bounded by the caller).
+    pub fn grant(&self, n: u64) {
+        self.limit.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Bytes read so far.
@@ -98,8 +104,9 @@ impl Budget {
 
     fn take(&self, n: u64) -> Result<()> {
         let before = self.used.fetch_add(n, Ordering::Relaxed);
-        if before.saturating_add(n) > self.limit {
-            return Err(Error::new(ErrorKind::Budget, format!("inspection read budget of {} bytes spent", self.limit)));
+        let limit = self.limit.load(Ordering::Relaxed);
+        if before.saturating_add(n) > limit {
+            return Err(Error::new(ErrorKind::Budget, format!("inspection read budget of {limit} bytes spent")));
         }
         Ok(())
     }
