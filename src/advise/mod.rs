@@ -5,13 +5,15 @@
 //! ```text
 //!   guest::Guest ─┐
 //!   inspect::DiskFacts (per disk) ─┼─► config::rules (C*) ─┐
-//!   Target ───────┘                └─► linux::rules  (L*) ─┴─► Vec<Advisory>, worst first
+//!   Target ───────┘                ├─► linux::rules  (L*) ─┤
+//!                                  └─► windows::rules (W11) ┴─► Vec<Advisory>, worst first
 //! ```
 //!
 //! No I/O here: the facts were gathered by `inspect` before the first byte moves.
 
 pub mod config;
 pub mod linux;
+pub mod windows;
 
 use std::fmt;
 
@@ -108,6 +110,7 @@ pub struct DiskView<'a> {
 pub fn advise(guest: &Guest, disks: &[DiskView<'_>], target: &Target) -> Vec<Advisory> {
     let mut out = config::rules(guest, disks, target);
     out.extend(linux::rules(guest, disks, target));
+    out.extend(windows::rules(disks));
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| rule_order(a.code).cmp(&rule_order(b.code))));
     out
 }

@@ -203,3 +203,27 @@ fn targets_are_named_and_default_is_newest() {
     let names: std::collections::BTreeSet<_> = TARGETS.iter().map(|t| t.name).collect();
     assert_eq!(names.len(), TARGETS.len());
 }
+
+#[test]
+fn bitlocker_volume_in_a_partition_and_bare() {
+    let mut vbr = vec![0u8; 4096];
+    vbr[3..11].copy_from_slice(b"-FVE-FS-");
+    vbr[510] = 0x55;
+    vbr[511] = 0xAA;
+    let mut b = DiskBuilder::new(4 << 20);
+    b.mbr(&[(0x07, 2048, 8, true)]);
+    b.boot_code();
+    b.place(2048 * 512, &vbr);
+    let facts = inspect_disk(mem_reader(b.finish()), DEFAULT_BUDGET).unwrap();
+    let a = run(&hvm_guest(), &facts, "xcp-ng-8.3");
+    assert_eq!(codes(&a), vec![("W11", Severity::Block)]);
+    assert_eq!(a[0].evidence, "disk 0 partition 1: boot sector OEM id -FVE-FS-");
+    let facts = inspect_disk(mem_reader(vbr.clone()), DEFAULT_BUDGET).unwrap();
+    assert_eq!(facts.table.scheme, crate::inspect::Scheme::Bare);
+    assert_eq!(codes(&run(&hvm_guest(), &facts, "xcp-ng-8.3")), vec![("W11", Severity::Block)]);
+    // A plain NTFS volume is recognised and says nothing yet.
+    vbr[3..11].copy_from_slice(b"NTFS    ");
+    let facts = inspect_disk(mem_reader(vbr), DEFAULT_BUDGET).unwrap();
+    assert_eq!(facts.filesystems[0].fs_type, "ntfs");
+    assert!(run(&hvm_guest(), &facts, "xcp-ng-8.3").is_empty());
+}

@@ -232,7 +232,7 @@ pub fn inspect_disk(reader: Arc<dyn BlockReader>, budget: u64) -> Result<DiskFac
     let table = partitions::read_table(&disk)?;
     let mut facts = DiskFacts { table, ..DiskFacts::default() };
     for p in &facts.table.partitions {
-        if !matches!(p.kind, PartKind::Linux | PartKind::Unknown | PartKind::WholeDisk) {
+        if !matches!(p.kind, PartKind::Linux | PartKind::Unknown | PartKind::WholeDisk | PartKind::Windows) {
             continue;
         }
         let location = p.describe();
@@ -243,6 +243,17 @@ pub fn inspect_disk(reader: Arc<dyn BlockReader>, budget: u64) -> Result<DiskFac
                 continue;
             }
         };
+        match boot_sector_type(&win) {
+            Ok(Some(t)) => {
+                facts.filesystems.push(FsFacts { location, fs_type: t.into(), ..FsFacts::default() });
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                facts.problems.push(format!("{location}: {e}"));
+                continue;
+            }
+        }
         match ext::Fs::open(win) {
             Ok(None) => {}
             Ok(Some(fs)) => {
@@ -264,6 +275,25 @@ pub fn inspect_disk(reader: Arc<dyn BlockReader>, budget: u64) -> Result<DiskFac
     }
     facts.bytes_read = disk.budget().used();
     Ok(facts)
+}
+
+/// The filesystem a volume boot record names by its OEM id (bytes 3..11): `ntfs`, `bitlocker`
+/// (`-FVE-FS-`: a BitLocker-encrypted volume), `fat` (`FAT12`/`FAT16` at 54, `FAT32` at 82).
+pub fn boot_sector_type(win: &Disk) -> Result<Option<&'static str>> {
+    if win.len() < 512 {
+        return Ok(None);
+    }
+    let mut s = [0u8; 512];
+    win.read_at(&mut s, 0)?;
+    if s[510..512] != [0x55, 0xAA] {
+        return Ok(None);
+    }
+    Ok(match &s[3..11] {
+        b"NTFS    " => Some("ntfs"),
+        b"-FVE-FS-" => Some("bitlocker"),
+        _ if &s[82..87] == b"FAT32" || &s[54..57] == b"FAT" => Some("fat"),
+        _ => None,
+    })
 }
 
 /// An error and its sources, `: `-joined.

@@ -160,8 +160,20 @@ pub fn read_table(disk: &Disk) -> Result<Table> {
     Ok(Table { scheme: Scheme::Mbr, partitions, mbr_boot_code: boot_code })
 }
 
-/// A disk without a table: a bare ext filesystem (superblock magic at byte 1080) or nothing.
+/// A disk without a table: a bare ext filesystem (superblock magic at byte 1080), a bare NTFS
+/// or BitLocker volume (OEM id), or nothing.
 fn bare(disk: &Disk) -> Result<Table> {
+    if let Some(t) = super::boot_sector_type(disk)?.filter(|t| *t != "fat") {
+        let whole = Partition {
+            number: 0,
+            start: 0,
+            len: disk.len(),
+            kind: PartKind::WholeDisk,
+            type_id: t.into(),
+            bootable: false,
+        };
+        return Ok(Table { scheme: Scheme::Bare, partitions: vec![whole], mbr_boot_code: false });
+    }
     if disk.len() >= 2048 {
         let mut m = [0u8; 2];
         disk.read_at(&mut m, 1080)?;
