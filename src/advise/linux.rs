@@ -11,6 +11,9 @@ use crate::vm::Firmware;
 /// Most evidence items quoted in one advisory.
 const MAX_EVIDENCE: usize = 6;
 
+/// A rule that fires on any evidence line of one `LinuxFacts` list: id, message, fix, the list.
+type EvidenceRule = (&'static str, &'static str, String, fn(&LinuxFacts) -> &Vec<String>);
+
 /// A Linux filesystem and where it is.
 struct Found<'a> {
     disk: usize,
@@ -24,7 +27,7 @@ impl Found<'_> {
     }
 }
 
-/// L1, L2, L3, L5, L7, L9, L14.
+/// L1, L2, L3, L5, L6, L7, L9, L10, L11, L14.
 pub fn rules(guest: &Guest, disks: &[DiskView<'_>], target: &Target) -> Vec<Advisory> {
     let mut out = Vec::new();
     let mut found = Vec::new();
@@ -99,6 +102,39 @@ pub fn rules(guest: &Guest, disks: &[DiskView<'_>], target: &Target) -> Vec<Advi
         });
     }
     out.extend(initramfs(&found, &kernels));
+    let simple: [EvidenceRule; 3] = [
+        (
+            "L6",
+            "LVM filters name the old disks: the volume group may not be found",
+            "widen filter/global_filter in /etc/lvm/lvm.conf (e.g. accept \"a|.*|\") and rebuild the initramfs before converting".into(),
+            |l| &l.lvm_filters,
+        ),
+        (
+            "L10",
+            "VMware tooling and drivers are configured; they are useless on the target",
+            "uninstall VMware Tools / open-vm-tools and remove VMware drivers (vmw_pvscsi, mptspi, vmxnet3) from module configs; install the XCP-ng guest tools".into(),
+            |l| &l.vmware,
+        ),
+        (
+            "L11",
+            "interface names or MACs are pinned to the old NICs",
+            "keep the MACs (--vif MAC), or remove persistent-net rules and HWADDR= lines before converting".into(),
+            |l| &l.nic_pinning,
+        ),
+    ];
+    for (code, message, fix, field) in simple {
+        let ev: Vec<String> =
+            found.iter().flat_map(|f| field(f.linux).iter().map(move |e| format!("{} {e}", f.at()))).collect();
+        if !ev.is_empty() {
+            out.push(Advisory {
+                code,
+                severity: Severity::Warn,
+                message: message.into(),
+                evidence: list(ev.into_iter()),
+                fix,
+            });
+        }
+    }
     let consoles: Vec<String> = found
         .iter()
         .flat_map(|f| f.linux.pv_consoles.iter().map(move |d| format!("{} {}:{} {}", f.at(), d.file, d.line, d.device)))

@@ -227,3 +227,46 @@ fn bitlocker_volume_in_a_partition_and_bare() {
     assert_eq!(facts.filesystems[0].fs_type, "ntfs");
     assert!(run(&hvm_guest(), &facts, "xcp-ng-8.3").is_empty());
 }
+
+#[test]
+fn vmware_tools_pinned_nics_and_lvm_filters() {
+    let fs = root(
+        "5.14.0",
+        b"CONFIG_ATA_PIIX=y\n",
+        None,
+        FSTAB_UUID,
+        &[
+            Node::Dir("/etc/vmware-tools"),
+            Node::File(
+                "/etc/modprobe.conf",
+                b"alias eth0 vmxnet3\nalias scsi_hostadapter mptspi\n# alias x vmw_pvscsi\n",
+            ),
+            Node::Dir("/etc/udev"),
+            Node::Dir("/etc/udev/rules.d"),
+            Node::File(
+                "/etc/udev/rules.d/70-persistent-net.rules",
+                b"SUBSYSTEM==\"net\", ATTR{address}==\"00:50:56:aa:bb:cc\", NAME=\"eth0\"\n",
+            ),
+            Node::Dir("/etc/sysconfig"),
+            Node::Dir("/etc/sysconfig/network-scripts"),
+            Node::File("/etc/sysconfig/network-scripts/ifcfg-eth0", b"DEVICE=eth0\nHWADDR=00:50:56:AA:BB:CC\n"),
+            Node::Dir("/etc/lvm"),
+            Node::File(
+                "/etc/lvm/lvm.conf",
+                b"devices {\n  # filter = [ \"a|/dev/sda|\" ]\n  filter = [ \"a|/dev/sda2|\", \"r|.*|\" ]\n}\n",
+            ),
+        ],
+    );
+    let a = run(&hvm_guest(), &mbr_disk(&fs, true), "xcp-ng-8.3");
+    assert_eq!(codes(&a), vec![("L6", Severity::Warn), ("L10", Severity::Warn), ("L11", Severity::Warn)]);
+    let p1 = "disk 0 partition 1";
+    assert_eq!(a[0].evidence, format!("{p1} /etc/lvm/lvm.conf:3 filter = [ \"a|/dev/sda2|\", \"r|.*|\" ]"));
+    assert_eq!(
+        a[1].evidence,
+        format!("{p1} /etc/vmware-tools; {p1} /etc/modprobe.conf:1 alias eth0 vmxnet3; {p1} /etc/modprobe.conf:2 alias scsi_hostadapter mptspi")
+    );
+    assert_eq!(
+        a[2].evidence,
+        format!("{p1} /etc/udev/rules.d/70-persistent-net.rules; {p1} /etc/sysconfig/network-scripts/ifcfg-eth0:2 HWADDR=00:50:56:AA:BB:CC")
+    );
+}

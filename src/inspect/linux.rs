@@ -69,6 +69,61 @@ pub struct LinuxFacts {
     pub pv_consoles: Vec<DeviceRef>,
     /// Bootloader configs present.
     pub bootloader_configs: Vec<String>,
+    /// VMware tooling: tools installed, VMware storage/NIC drivers named in module configs
+    /// (`file` or `file:line text`).
+    pub vmware: Vec<String>,
+    /// What pins interfaces to the old NICs: persistent-net rules, `HWADDR=` lines.
+    pub nic_pinning: Vec<String>,
+    /// `lvm.conf` `filter` / `global_filter` lines naming kernel devices.
+    pub lvm_filters: Vec<String>,
+}
+
+/// Files whose presence says VMware Tools / open-vm-tools are installed.
+const VMWARE_FILES: &[&str] =
+    &["/etc/vmware-tools", "/usr/bin/vmtoolsd", "/usr/bin/vmware-toolbox-cmd", "/etc/init.d/vmware-tools"];
+/// VMware virtual hardware drivers, as module names.
+const VMWARE_DRIVERS: &[&str] = &["vmw_pvscsi", "mptspi", "mptsas", "mptscsih", "buslogic", "vmxnet", "vmxnet3"];
+
+/// L6, L10, L11 evidence from a root filesystem.
+fn vmware_net_lvm(fs: &Fs, problems: &mut Vec<String>, f: &mut LinuxFacts) {
+    f.vmware.extend(VMWARE_FILES.iter().filter(|p| fs.exists(p)).map(|p| p.to_string()));
+    for file in ["/etc/modprobe.conf", "/etc/sysconfig/kernel", "/etc/conf.modules"] {
+        for (n, line) in text(fs, problems, file).unwrap_or_default().lines().enumerate() {
+            let l = line.trim();
+            let named = l
+                .split(|c: char| c.is_whitespace() || c == '"' || c == '=')
+                .any(|w| VMWARE_DRIVERS.contains(&w.to_ascii_lowercase().as_str()));
+            if !l.starts_with('#') && named {
+                f.vmware.push(format!("{file}:{} {l}", n + 1));
+            }
+        }
+    }
+    let rules = "/etc/udev/rules.d/70-persistent-net.rules";
+    if text(fs, problems, rules)
+        .is_some_and(|t| t.lines().any(|l| !l.trim_start().starts_with('#') && l.contains("SUBSYSTEM")))
+    {
+        f.nic_pinning.push(rules.into());
+    }
+    let dir = "/etc/sysconfig/network-scripts";
+    for name in fs.list(dir).unwrap_or_default().iter().filter(|n| n.starts_with("ifcfg-")).take(32) {
+        let path = format!("{dir}/{name}");
+        for (n, line) in text(fs, problems, &path).unwrap_or_default().lines().enumerate() {
+            if line.trim().starts_with("HWADDR=") {
+                f.nic_pinning.push(format!("{path}:{} {}", n + 1, line.trim()));
+            }
+        }
+    }
+    let lvm = "/etc/lvm/lvm.conf";
+    for (n, line) in text(fs, problems, lvm).unwrap_or_default().lines().enumerate() {
+        let l = line.trim();
+        let key = l.split(|c: char| c.is_whitespace() || c == '=').next().unwrap_or("");
+        let names_device = ["/dev/sd", "/dev/hd", "/dev/xvd", "/dev/vd", "/dev/cciss", "sd[", "hd[", "xvd[", "vd["]
+            .iter()
+            .any(|d| l.contains(d));
+        if (key == "filter" || key == "global_filter") && names_device {
+            f.lvm_filters.push(format!("{lvm}:{} {l}", n + 1));
+        }
+    }
 }
 
 const GRUB_CONFIGS: &[&str] = &[
@@ -125,6 +180,7 @@ pub fn facts(fs: &Fs, problems: &mut Vec<String>) -> Option<LinuxFacts> {
                 }
             }
         }
+        vmware_net_lvm(fs, problems, &mut f);
         for v in fs.list("/lib/modules").unwrap_or_default().into_iter().take(MAX_KERNELS) {
             let path = format!("/lib/modules/{v}/modules.builtin");
             let built = text(fs, problems, &path).map(|t| builtin_drivers(&t)).unwrap_or_default();
