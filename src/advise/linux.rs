@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::{needs_hvm, Advisory, DiskView, Severity, Target};
 use crate::guest::{Boot, Guest};
-use crate::inspect::linux::{Kernel, BOOT_DRIVERS};
+use crate::inspect::linux::{version_triple, Kernel, BOOT_DRIVERS};
 use crate::inspect::{FsFacts, LinuxFacts, Scheme};
 use crate::vm::Firmware;
 
@@ -27,7 +27,7 @@ impl Found<'_> {
     }
 }
 
-/// L1, L2, L3, L5, L6, L7, L9, L10, L11, L14.
+/// L1, L2, L3, L5, L6, L7, L8, L9, L10, L11, L13, L14.
 pub fn rules(guest: &Guest, disks: &[DiskView<'_>], target: &Target) -> Vec<Advisory> {
     let mut out = Vec::new();
     let mut found = Vec::new();
@@ -102,6 +102,12 @@ pub fn rules(guest: &Guest, disks: &[DiskView<'_>], target: &Target) -> Vec<Advi
         });
     }
     out.extend(initramfs(&found, &kernels));
+    if hvm {
+        out.extend(old_kernels(&found, &kernels));
+    }
+    if !hvm && matches!(guest.boot, Boot::PvBootloader { .. }) {
+        out.extend(pygrub(&found));
+    }
     let simple: [EvidenceRule; 3] = [
         (
             "L6",
@@ -236,6 +242,46 @@ fn initramfs(found: &[Found<'_>], kernels: &[(&Found<'_>, &Kernel)]) -> Option<A
         evidence: list(missing.into_iter()),
         fix: "in the guest, before export: dracut --add-drivers \"xen-blkfront xen-netfront\" --force \
               (or mkinitrd --with=xen-blkfront --with=ata_piix on older systems)"
+            .into(),
+    })
+}
+
+/// L8: every usable kernel predates upstream PV-on-HVM (2.6.36) and has no PV-on-HVM modules.
+fn old_kernels(found: &[Found<'_>], kernels: &[(&Found<'_>, &Kernel)]) -> Option<Advisory> {
+    let usable: Vec<&(&Found<'_>, &Kernel)> = kernels.iter().filter(|(_, k)| !k.xen_only).collect();
+    let pv_on_hvm = |v: &str| found.iter().any(|f| f.linux.pv_on_hvm.contains(v));
+    let old = |k: &Kernel| version_triple(&k.version).is_some_and(|t| t < (2, 6, 36)) && !pv_on_hvm(&k.version);
+    if usable.is_empty() || !usable.iter().all(|(_, k)| old(k)) {
+        return None;
+    }
+    Some(Advisory {
+        code: "L8",
+        severity: Severity::Warn,
+        message: "the kernel predates PV-on-HVM (2.6.36): only emulated IDE and rtl8139, slowly".into(),
+        evidence: list(usable.iter().map(|(f, k)| {
+            format!("{}: {} (no xen-platform-pci in /lib/modules/{}/modules.dep)", f.at(), k.path, k.version)
+        })),
+        fix: "install the distribution's PV-on-HVM drivers (kmod-xenpv, xen-kmp) or a newer kernel".into(),
+    })
+}
+
+/// L13 (legacy PV targets, pygrub): BootLoaderSpec entries, ext4 `metadata_csum` on `/boot`.
+fn pygrub(found: &[Found<'_>]) -> Option<Advisory> {
+    let mut ev: Vec<String> =
+        found.iter().flat_map(|f| f.linux.blscfg.iter().map(move |p| format!("{} {p}: blscfg", f.at()))).collect();
+    let boot = found.iter().find(|f| !f.linux.kernels.is_empty());
+    if let Some(b) = boot.filter(|b| b.fs.metadata_csum) {
+        ev.push(format!("{}: ext4 metadata_csum", b.at()));
+    }
+    if ev.is_empty() {
+        return None;
+    }
+    Some(Advisory {
+        code: "L13",
+        severity: Severity::Warn,
+        message: "pygrub may not boot this guest".into(),
+        evidence: list(ev.into_iter()),
+        fix: "convert to HVM (--hvm), or give pygrub a plain grub.cfg / menu.lst on a /boot without metadata_csum"
             .into(),
     })
 }

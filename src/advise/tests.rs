@@ -270,3 +270,28 @@ fn vmware_tools_pinned_nics_and_lvm_filters() {
         format!("{p1} /etc/udev/rules.d/70-persistent-net.rules; {p1} /etc/sysconfig/network-scripts/ifcfg-eth0:2 HWADDR=00:50:56:AA:BB:CC")
     );
 }
+
+#[test]
+fn old_kernel_without_pv_on_hvm_and_pygrub_limits() {
+    let cfg = b"CONFIG_ATA_PIIX=y\n";
+    let fs = root("2.6.32-754.el6.x86_64", cfg, None, FSTAB_UUID, &[]);
+    let a = run(&hvm_guest(), &mbr_disk(&fs, true), "xcp-ng-8.3");
+    assert_eq!(codes(&a), vec![("L8", Severity::Warn)]);
+    assert!(a[0].evidence.contains("/boot/vmlinuz-2.6.32-754.el6.x86_64"), "{}", a[0].evidence);
+    let kmod = [
+        Node::Dir("/lib"),
+        Node::Dir("/lib/modules"),
+        Node::Dir("/lib/modules/2.6.32-754.el6.x86_64"),
+        Node::File(
+            "/lib/modules/2.6.32-754.el6.x86_64/modules.dep",
+            b"extra/xenpv/platform-pci/xen-platform-pci.ko:\n",
+        ),
+    ];
+    let fs = root("2.6.32-754.el6.x86_64", cfg, None, FSTAB_UUID, &kmod);
+    assert!(run(&hvm_guest(), &mbr_disk(&fs, true), "xcp-ng-8.3").is_empty());
+    let grub = [Node::Dir("/boot/grub2"), Node::File("/boot/grub2/grub.cfg", b"insmod blscfg\nblscfg\n")];
+    let fs = root("5.14.0", cfg, None, FSTAB_UUID, &grub);
+    let a = run(&pv_guest(), &mbr_disk(&fs, true), "xenserver-7.1");
+    assert_eq!(codes(&a), vec![("L13", Severity::Warn)]);
+    assert_eq!(a[0].evidence, "disk 0 partition 1 /boot/grub2/grub.cfg: blscfg");
+}

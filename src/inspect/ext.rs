@@ -20,6 +20,8 @@ pub const MAX_DIR_ENTRIES: usize = 4096;
 
 /// `s_feature_compat`: has a journal (ext3/ext4).
 const COMPAT_HAS_JOURNAL: u32 = 0x4;
+/// `s_feature_ro_compat`: metadata checksums (ext4).
+const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
 /// `s_feature_incompat`: the journal needs recovery.
 const INCOMPAT_RECOVER: u32 = 0x4;
 /// `s_feature_incompat`: extents (ext4).
@@ -47,6 +49,7 @@ pub struct Fs {
     budget: std::sync::Arc<super::Budget>,
     compat: u32,
     incompat: u32,
+    ro_compat: u32,
 }
 
 impl std::fmt::Debug for Fs {
@@ -67,10 +70,10 @@ impl Fs {
             return Ok(None);
         }
         let word = |o: usize| u32::from_le_bytes([sb[o], sb[o + 1], sb[o + 2], sb[o + 3]]);
-        let (compat, incompat) = (word(0x5c), word(0x60));
+        let (compat, incompat, ro_compat) = (word(0x5c), word(0x60), word(0x64));
         let budget = disk.budget().clone();
         let fs = Ext4::load(Box::new(Reader(disk))).map_err(|e| ext_error("opening the ext filesystem", e))?;
-        Ok(Some(Fs { fs, budget, compat, incompat }))
+        Ok(Some(Fs { fs, budget, compat, incompat, ro_compat }))
     }
 
     /// `ext2`, `ext3` or `ext4`, from the feature bits.
@@ -88,6 +91,11 @@ impl Fs {
     /// replays it in memory; the source is not changed).
     pub fn needs_recovery(&self) -> bool {
         self.incompat & INCOMPAT_RECOVER != 0
+    }
+
+    /// `s_feature_ro_compat` bit 0x400: metadata checksums.
+    pub fn metadata_csum(&self) -> bool {
+        self.ro_compat & RO_COMPAT_METADATA_CSUM != 0
     }
 
     /// The filesystem UUID.

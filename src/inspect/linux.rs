@@ -76,6 +76,11 @@ pub struct LinuxFacts {
     pub nic_pinning: Vec<String>,
     /// `lvm.conf` `filter` / `global_filter` lines naming kernel devices.
     pub lvm_filters: Vec<String>,
+    /// Module versions whose `modules.dep` lists `xen-platform-pci` (PV-on-HVM drivers: the
+    /// kernel's own, or kmod-xenpv / xen-kmp for old kernels).
+    pub pv_on_hvm: BTreeSet<String>,
+    /// Bootloader configs that use BootLoaderSpec entries (`blscfg`), which pygrub cannot read.
+    pub blscfg: Vec<String>,
 }
 
 /// Files whose presence says VMware Tools / open-vm-tools are installed.
@@ -184,6 +189,12 @@ pub fn facts(fs: &Fs, problems: &mut Vec<String>) -> Option<LinuxFacts> {
         for v in fs.list("/lib/modules").unwrap_or_default().into_iter().take(MAX_KERNELS) {
             let path = format!("/lib/modules/{v}/modules.builtin");
             let built = text(fs, problems, &path).map(|t| builtin_drivers(&t)).unwrap_or_default();
+            let dep = format!("/lib/modules/{v}/modules.dep");
+            if text(fs, problems, &dep)
+                .is_some_and(|t| t.contains("xen-platform-pci") || t.contains("xen_platform_pci"))
+            {
+                f.pv_on_hvm.insert(v.clone());
+            }
             f.modules_builtin.insert(v, built);
         }
     }
@@ -191,6 +202,9 @@ pub fn facts(fs: &Fs, problems: &mut Vec<String>) -> Option<LinuxFacts> {
         let path = if is_root { format!("/{rel}") } else { format!("/{}", rel.trim_start_matches("boot/")) };
         if let Some(t) = text(fs, problems, &path) {
             f.bootloader_configs.push(path.clone());
+            if t.lines().any(|l| l.trim() == "blscfg") {
+                f.blscfg.push(path.clone());
+            }
             scan_words(&path, &t, &mut f);
         }
     }
@@ -225,6 +239,12 @@ pub fn facts(fs: &Fs, problems: &mut Vec<String>) -> Option<LinuxFacts> {
         f.kernels.push(k);
     }
     Some(f)
+}
+
+/// `2.6.18-398.el5xen` → (2, 6, 18); `None` when the version does not start with numbers.
+pub fn version_triple(v: &str) -> Option<(u32, u32, u32)> {
+    let mut it = v.split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u32>());
+    Some((it.next()?.ok()?, it.next()?.ok()?, it.next().and_then(Result::ok).unwrap_or(0)))
 }
 
 /// A text file, or `None` (absent, or unreadable: then a line in `problems`).
@@ -343,6 +363,10 @@ mod tests {
         assert_eq!(b.into_iter().collect::<Vec<_>>(), vec!["ata_piix"]);
         assert_eq!(kernel_version("vmlinuz-2.6.18-398.el5xen"), Some("2.6.18-398.el5xen"));
         assert_eq!(kernel_version("vmlinuz"), None);
+        assert_eq!(version_triple("2.6.18-398.el5xen"), Some((2, 6, 18)));
+        assert_eq!(version_triple("6.1.0-13-amd64"), Some((6, 1, 0)));
+        assert_eq!(version_triple("3.10"), Some((3, 10, 0)));
+        assert_eq!(version_triple("rescue"), None);
     }
 
     #[test]

@@ -207,6 +207,8 @@ pub struct FsFacts {
     pub label: String,
     /// The journal needs recovery (ext `needs_recovery`): not cleanly shut down.
     pub needs_recovery: bool,
+    /// ext4 `metadata_csum` (old pygrub / libext2fs may not open it).
+    pub metadata_csum: bool,
     /// Linux facts, when the filesystem holds a Linux root or `/boot`.
     pub linux: Option<LinuxFacts>,
 }
@@ -263,6 +265,7 @@ pub fn inspect_disk(reader: Arc<dyn BlockReader>, budget: u64) -> Result<DiskFac
                     uuid: fs.uuid(),
                     label: fs.label(),
                     needs_recovery: fs.needs_recovery(),
+                    metadata_csum: fs.metadata_csum(),
                     linux: None,
                 };
                 let mut problems = Vec::new();
