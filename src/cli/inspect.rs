@@ -1,6 +1,7 @@
-//! `xva inspect`: read a guest definition (xm, xl, SXP, VMX, OVF, OVA) and print the plan —
-//! the VM record, every disk (format, chain, virtual and allocated size), CD drives, NICs,
-//! snapshots and every note — without writing anything.
+//! `xva inspect`: read a guest definition (xm, xl, SXP, VMX, OVF, OVA) or bare disks and print
+//! the plan — the VM record, every disk (format, chain, virtual and allocated size), CD drives,
+//! NICs, snapshots, every note, and the boot advisories read from the guest's own disks —
+//! without writing anything.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

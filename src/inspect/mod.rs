@@ -156,13 +156,12 @@ impl Disk {
 
     /// The window `start..start+len` of this one (refused if it does not fit).
     pub fn window(&self, start: u64, len: u64) -> Result<Disk> {
-        let end = start.checked_add(len).filter(|&e| e <= self.len).ok_or_else(|| {
-            Error::new(
+        if start.checked_add(len).is_none_or(|e| e > self.len) {
+            return Err(Error::new(
                 ErrorKind::Corrupt,
                 format!("range {start}+{len} lies outside the {} bytes at disk offset {}", self.len, self.base),
-            )
-        })?;
-        let _ = end;
+            ));
+        }
         Ok(Disk { reader: self.reader.clone(), base: self.base + start, len, budget: self.budget.clone() })
     }
 
