@@ -16,6 +16,7 @@
 pub mod cpio;
 pub mod ext;
 pub mod linux;
+pub mod lvm;
 pub mod partitions;
 
 #[cfg(test)]
@@ -232,51 +233,72 @@ pub fn inspect_disk(reader: Arc<dyn BlockReader>, budget: u64) -> Result<DiskFac
     let disk = Disk::new(reader, Budget::new(budget));
     let table = partitions::read_table(&disk)?;
     let mut facts = DiskFacts { table, ..DiskFacts::default() };
-    for p in &facts.table.partitions {
-        if !matches!(p.kind, PartKind::Linux | PartKind::Unknown | PartKind::WholeDisk | PartKind::Windows) {
+    let parts = facts.table.partitions.clone();
+    for p in &parts {
+        if !matches!(
+            p.kind,
+            PartKind::Linux | PartKind::Unknown | PartKind::WholeDisk | PartKind::Windows | PartKind::Lvm
+        ) {
             continue;
         }
         let location = p.describe();
-        let win = match disk.window(p.start, p.len) {
-            Ok(w) => w,
-            Err(e) => {
-                facts.problems.push(format!("{location}: {e}"));
-                continue;
-            }
-        };
-        match boot_sector_type(&win) {
-            Ok(Some(t)) => {
-                facts.filesystems.push(FsFacts { location, fs_type: t.into(), ..FsFacts::default() });
-                continue;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                facts.problems.push(format!("{location}: {e}"));
-                continue;
-            }
-        }
-        match ext::Fs::open(win) {
-            Ok(None) => {}
-            Ok(Some(fs)) => {
-                let mut f = FsFacts {
-                    location: location.clone(),
-                    fs_type: fs.fs_type().into(),
-                    uuid: fs.uuid(),
-                    label: fs.label(),
-                    needs_recovery: fs.needs_recovery(),
-                    metadata_csum: fs.metadata_csum(),
-                    linux: None,
-                };
-                let mut problems = Vec::new();
-                f.linux = linux::facts(&fs, &mut problems);
-                facts.problems.extend(problems.into_iter().map(|p| format!("{location}: {p}")));
-                facts.filesystems.push(f);
-            }
-            Err(e) => facts.problems.push(format!("{location}: {}", chain_text(&e))),
+        match disk.window(p.start, p.len) {
+            Ok(win) => volume(win, &location, &mut facts, 0),
+            Err(e) => facts.problems.push(format!("{location}: {e}")),
         }
     }
     facts.bytes_read = disk.budget().used();
     Ok(facts)
+}
+
+/// Reads one volume: a recognised boot sector (NTFS, BitLocker, FAT), an LVM2 PV (then each
+/// of its linear LVs), or an ext filesystem. What cannot be read becomes a line in `problems`.
+fn volume(win: Disk, location: &str, facts: &mut DiskFacts, depth: u32) {
+    match boot_sector_type(&win) {
+        Ok(Some(t)) => {
+            facts.filesystems.push(FsFacts { location: location.into(), fs_type: t.into(), ..FsFacts::default() });
+            return;
+        }
+        Ok(None) => {}
+        Err(e) => return facts.problems.push(format!("{location}: {e}")),
+    }
+    if depth == 0 {
+        let mut skipped = Vec::new();
+        match lvm::read_pv(&win, &mut skipped) {
+            Ok(Some(lvs)) => {
+                facts.problems.extend(skipped.into_iter().map(|s| format!("{location}: {s}")));
+                for lv in lvs {
+                    let at = format!("LV {} ({location})", lv.name);
+                    match win.window(lv.start, lv.len) {
+                        Ok(w) => volume(w, &at, facts, depth + 1),
+                        Err(e) => facts.problems.push(format!("{at}: {e}")),
+                    }
+                }
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => return facts.problems.push(format!("{location}: {}", chain_text(&e))),
+        }
+    }
+    match ext::Fs::open(win) {
+        Ok(None) => {}
+        Ok(Some(fs)) => {
+            let mut f = FsFacts {
+                location: location.into(),
+                fs_type: fs.fs_type().into(),
+                uuid: fs.uuid(),
+                label: fs.label(),
+                needs_recovery: fs.needs_recovery(),
+                metadata_csum: fs.metadata_csum(),
+                linux: None,
+            };
+            let mut problems = Vec::new();
+            f.linux = linux::facts(&fs, &mut problems);
+            facts.problems.extend(problems.into_iter().map(|p| format!("{location}: {p}")));
+            facts.filesystems.push(f);
+        }
+        Err(e) => facts.problems.push(format!("{location}: {}", chain_text(&e))),
+    }
 }
 
 /// The filesystem a volume boot record names by its OEM id (bytes 3..11): `ntfs`, `bitlocker`
@@ -306,7 +328,7 @@ pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::cpio::tests::{gzip, newc};
-    use super::testdisk::{mem_reader, DiskBuilder, Ext2, Node};
+    use super::testdisk::{lvm_pv, mem_reader, DiskBuilder, Ext2, Node};
     use super::*;
 
     const FSTAB: &[u8] = b"# <fs> <mnt>\n/dev/sda1 / ext3 defaults 1 1\nUUID=abcd /home ext4 defaults 0 2\nLABEL=SWAP swap swap defaults 0 0\n/dev/hda2 /var ext3 defaults 0 0\n";
@@ -388,5 +410,33 @@ mod tests {
         let fs = Ext2::new(256).build(&[Node::Dir("/etc"), Node::File("/etc/fstab", b"")], true);
         let facts = inspect_disk(mem_reader(fs), DEFAULT_BUDGET).unwrap();
         assert!(facts.filesystems[0].needs_recovery);
+    }
+
+    #[test]
+    fn root_on_an_lvm_linear_volume() {
+        let uuid = "Aaaaaabbbbccccddddeeeeffffgggggg";
+        let meta = r#"rootvg {
+extent_size = 8192
+physical_volumes { pv0 { id = "Aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg" pe_start = 4096 } }
+logical_volumes { root { segment_count = 1
+segment1 { start_extent = 0 extent_count = 1 type = "striped" stripe_count = 1 stripes = [ "pv0", 0 ] } } }
+}
+"#;
+        let fs = Ext2::new(2048)
+            .build(&[Node::Dir("/etc"), Node::File("/etc/fstab", b"/dev/xvda2 / ext3 defaults 0 0\n")], false);
+        let pv = lvm_pv(uuid, meta, 4096, 6 << 20, &fs);
+        let mut b = DiskBuilder::new(8 << 20);
+        b.mbr(&[(0x8e, 2048, (6 << 20) / 512, false)]);
+        b.place(1 << 20, &pv);
+        let facts = inspect_disk(mem_reader(b.finish()), DEFAULT_BUDGET).unwrap();
+        assert!(facts.problems.is_empty(), "{:?}", facts.problems);
+        let [f] = &facts.filesystems[..] else { panic!("{facts:?}") };
+        assert_eq!(f.location, "LV rootvg/root (partition 1)");
+        let l = f.linux.as_ref().unwrap();
+        assert_eq!(l.device_names[0].device, "/dev/xvda2");
+        // The same PV as a whole disk (no partition table).
+        let facts = inspect_disk(mem_reader(pv), DEFAULT_BUDGET).unwrap();
+        assert_eq!(facts.table.scheme, Scheme::Bare);
+        assert_eq!(facts.filesystems[0].location, "LV rootvg/root (whole disk)");
     }
 }

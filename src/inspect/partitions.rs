@@ -177,13 +177,15 @@ fn bare(disk: &Disk) -> Result<Table> {
     if disk.len() >= 2048 {
         let mut m = [0u8; 2];
         disk.read_at(&mut m, 1080)?;
-        if m == [0x53, 0xEF] {
+        let head = disk.read_vec(0, 2048)?;
+        let pv = (0..4).any(|i| &head[i * 512..i * 512 + 8] == b"LABELONE");
+        if m == [0x53, 0xEF] || pv {
             let whole = Partition {
                 number: 0,
                 start: 0,
                 len: disk.len(),
                 kind: PartKind::WholeDisk,
-                type_id: "ext".into(),
+                type_id: if pv { "lvm2" } else { "ext" }.into(),
                 bootable: false,
             };
             return Ok(Table { scheme: Scheme::Bare, partitions: vec![whole], mbr_boot_code: false });

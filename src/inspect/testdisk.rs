@@ -322,3 +322,33 @@ fn parent_of(path: &str) -> String {
         Some((p, _)) => p.into(),
     }
 }
+
+/// An LVM2 PV of `size` bytes: label in sector 1, one metadata area at 4 KiB holding `meta`,
+/// data from `pe_start` sectors; `data` is copied to the start of the data area.
+pub(crate) fn lvm_pv(uuid: &str, meta: &str, pe_start: u64, size: usize, data: &[u8]) -> Vec<u8> {
+    assert_eq!(uuid.len(), 32);
+    let mut v = vec![0u8; size];
+    let l = 512;
+    v[l..l + 8].copy_from_slice(b"LABELONE");
+    put64(&mut v, l + 8, 1);
+    put32(&mut v, l + 20, 32);
+    v[l + 24..l + 32].copy_from_slice(b"LVM2 001");
+    let h = l + 32;
+    v[h..h + 32].copy_from_slice(uuid.as_bytes());
+    put64(&mut v, h + 32, size as u64);
+    put64(&mut v, h + 40, pe_start * 512); // data area
+                                           // zero pair at h+56, then the metadata area, then a zero pair
+    put64(&mut v, h + 72, 4096);
+    put64(&mut v, h + 80, 1 << 20);
+    let m = 4096;
+    v[m + 4..m + 20].copy_from_slice(b" LVM2 x[5A%r0N*>");
+    put32(&mut v, m + 20, 1);
+    put64(&mut v, m + 24, 4096);
+    put64(&mut v, m + 32, 1 << 20);
+    put64(&mut v, m + 40, 512);
+    put64(&mut v, m + 48, meta.len() as u64);
+    v[m + 512..m + 512 + meta.len()].copy_from_slice(meta.as_bytes());
+    let d = pe_start as usize * 512;
+    v[d..d + data.len()].copy_from_slice(data);
+    v
+}
