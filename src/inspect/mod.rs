@@ -17,6 +17,7 @@ pub mod cpio;
 pub mod ext;
 pub mod linux;
 pub mod lvm;
+pub mod ntfs;
 pub mod partitions;
 
 #[cfg(test)]
@@ -211,6 +212,8 @@ pub struct FsFacts {
     pub metadata_csum: bool,
     /// Linux facts, when the filesystem holds a Linux root or `/boot`.
     pub linux: Option<LinuxFacts>,
+    /// Windows facts, for an NTFS volume.
+    pub windows: Option<ntfs::WindowsFacts>,
 }
 
 /// What inspection found on one disk.
@@ -256,7 +259,14 @@ pub fn inspect_disk(reader: Arc<dyn BlockReader>, budget: u64) -> Result<DiskFac
 fn volume(win: Disk, location: &str, facts: &mut DiskFacts, depth: u32) {
     match boot_sector_type(&win) {
         Ok(Some(t)) => {
-            facts.filesystems.push(FsFacts { location: location.into(), fs_type: t.into(), ..FsFacts::default() });
+            let mut f = FsFacts { location: location.into(), fs_type: t.into(), ..FsFacts::default() };
+            if t == "ntfs" {
+                match ntfs::facts(win) {
+                    Ok(w) => f.windows = Some(w),
+                    Err(e) => facts.problems.push(format!("{location}: {}", chain_text(&e))),
+                }
+            }
+            facts.filesystems.push(f);
             return;
         }
         Ok(None) => {}
@@ -291,6 +301,7 @@ fn volume(win: Disk, location: &str, facts: &mut DiskFacts, depth: u32) {
                 needs_recovery: fs.needs_recovery(),
                 metadata_csum: fs.metadata_csum(),
                 linux: None,
+                windows: None,
             };
             let mut problems = Vec::new();
             f.linux = linux::facts(&fs, &mut problems);

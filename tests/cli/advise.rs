@@ -66,19 +66,27 @@ fn el5_disk(dir: &TestDir) -> PathBuf {
         .output()
         .unwrap();
     assert!(out.status.success(), "mke2fs: {}", String::from_utf8_lossy(&out.stderr));
-    let fs = std::fs::read(&fs).unwrap();
-    let mut disk = vec![0u8; (1 << 20) + fs.len()];
-    let e = &mut disk[446..462];
-    e[0] = 0x80;
-    e[4] = 0x83;
-    e[8..12].copy_from_slice(&2048u32.to_le_bytes());
-    e[12..16].copy_from_slice(&((fs.len() / 512) as u32).to_le_bytes());
-    disk[510] = 0x55;
-    disk[511] = 0xAA;
-    disk[1 << 20..].copy_from_slice(&fs);
+    let disk = mbr_disk(&std::fs::read(&fs).unwrap(), 0x83, false);
     let path = dir.join("el5.img");
     std::fs::write(&path, disk).unwrap();
     path
+}
+
+/// `fs` as active partition 1 (type `kind`) of an MBR disk, from 1 MiB; boot code or zeros.
+fn mbr_disk(fs: &[u8], kind: u8, boot_code: bool) -> Vec<u8> {
+    let mut disk = vec![0u8; (1 << 20) + fs.len()];
+    let e = &mut disk[446..462];
+    e[0] = 0x80;
+    e[4] = kind;
+    e[8..12].copy_from_slice(&2048u32.to_le_bytes());
+    e[12..16].copy_from_slice(&((fs.len() / 512) as u32).to_le_bytes());
+    if boot_code {
+        disk[0] = 0x33;
+    }
+    disk[510] = 0x55;
+    disk[511] = 0xAA;
+    disk[1 << 20..].copy_from_slice(fs);
+    disk
 }
 
 fn config(dir: &TestDir, disk: &Path) {
@@ -167,4 +175,62 @@ fn inspect_a_bare_disk_without_a_definition() {
     assert!(!human.contains("advisories"), "{human}");
     let out = dir.xva(["inspect"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+fn tool(name: &str) -> &str {
+    let ok = Command::new(name)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success() || !o.stderr.is_empty())
+        .unwrap_or(false);
+    assert!(ok, "{name} is required for this test (it builds the NTFS guest volume): apt-get install -y ntfs-3g");
+    name
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// An XP-style NTFS volume (mkntfs, ntfscp): `boot.ini` with `/gplpv`, a hibernated
+/// `hiberfil.sys`; in partition 1 of an MBR disk.
+fn xp_disk(dir: &TestDir, hibernated: bool) -> PathBuf {
+    let vol = dir.join("ntfs.img");
+    std::fs::File::create(&vol).unwrap().set_len(16 << 20).unwrap();
+    let v = vol.to_str().unwrap();
+    run(tool("mkntfs"), &["-F", "-q", "-Q", "-L", "WINXP", "-s", "512", "-p", "2048", "-H", "255", "-S", "63", v]);
+    let ini = dir.join("boot.ini");
+    std::fs::write(
+        &ini,
+        b"[operating systems]\r\nmulti(0)disk(0)rdisk(0)partition(1)\\WINDOWS=\"XP\" /fastdetect /gplpv\r\n",
+    )
+    .unwrap();
+    run(tool("ntfscp"), &["-q", v, ini.to_str().unwrap(), "boot.ini"]);
+    let hib = dir.join("hib");
+    let mut h = if hibernated { b"HIBR".to_vec() } else { vec![0; 4] };
+    h.resize(8192, 0);
+    std::fs::write(&hib, h).unwrap();
+    run("ntfscp", &["-q", v, hib.to_str().unwrap(), "hiberfil.sys"]);
+    let disk = mbr_disk(&std::fs::read(&vol).unwrap(), 0x07, true);
+    let path = dir.join(if hibernated { "xp-hib.img" } else { "xp.img" });
+    std::fs::write(&path, disk).unwrap();
+    path
+}
+
+#[test]
+fn an_xp_volume_hibernated_with_gplpv() {
+    let dir = TestDir::new();
+    let disk = xp_disk(&dir, true);
+    let before = sha256_file(&disk);
+    let d = disk.to_str().unwrap();
+    let v: Value = serde_json::from_str(&dir.xva_ok(["inspect", "--disk", d, "--output", "json"])).unwrap();
+    assert_eq!(codes(&v), ["BLOCK W10", "WARN W7", "INFO W12"]);
+    let by = |c: &str| v["advisories"].as_array().unwrap().iter().find(|a| a["code"] == c).unwrap().clone();
+    assert_eq!(by("W10")["evidence"], "disk 0 partition 1: \\hiberfil.sys starts with a hibernation signature");
+    assert_eq!(by("W7")["evidence"], "disk 0 partition 1: \\boot.ini has /gplpv");
+    assert_eq!(sha256_file(&disk), before);
+    let clean = xp_disk(&dir, false);
+    let v: Value =
+        serde_json::from_str(&dir.xva_ok(["inspect", "--disk", clean.to_str().unwrap(), "--output", "json"])).unwrap();
+    assert_eq!(codes(&v), ["WARN W7", "INFO W12"]);
 }
