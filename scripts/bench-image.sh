@@ -2,26 +2,31 @@
 # Benchmark: disk image -> XVA with `xva convert`, against `qemu-img convert -O raw` of the same
 # image in the same run (issues 3 and 9).
 #
-#   scripts/bench-image.sh vmdk|qcow2 [WORKDIR]   (default: a temporary directory, removed at the end)
+#   scripts/bench-image.sh vmdk|qcow2|vhd|vhdx [WORKDIR]   (default: a temporary directory, removed at the end)
 #
 # Disks (4 GiB virtual, 25 % data in scattered 1 MiB blocks, each block half random and half
 # text so that compression does something), written by qemu-img from one raw file:
 #   vmdk   monolithicSparse (64 KiB grains), streamOptimized (zlib-compressed grains)
 #   qcow2  plain (64 KiB clusters), zlib (`-c`), zstd (`-c -o compression_type=zstd`)
+#   vhd    dynamic (2 MiB blocks)      vhdx   dynamic (qemu's default block size)
 # Page cache warmed before every run, best of $RUNS (default 3). Reports wall time, MB/s of
 # virtual disk, peak RSS, and the ratio of throughputs xva / qemu-img (targets: vmdk >= 1.0;
-# qcow2 plain >= 1.0, zlib >= 2.0).
+# qcow2 plain >= 1.0, zlib >= 2.0; vhd and vhdx dynamic >= 1.0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v qemu-img >/dev/null || { echo "qemu-img is needed (apt-get install qemu-utils)" >&2; exit 1; }
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release --quiet --bin xva
 XVA="$CARGO_TARGET_DIR/release/xva"
-FMT="${1:?usage: scripts/bench-image.sh vmdk|qcow2 [WORKDIR]}"
+FMT="${1:?usage: scripts/bench-image.sh vmdk|qcow2|vhd|vhdx [WORKDIR]}"
+# qemu-img's name of the format.
+QFMT="$FMT"
+[ "$FMT" != vhd ] || QFMT=vpc
 case "$FMT" in
     vmdk) VARIANTS="monolithicSparse streamOptimized" ;;
     qcow2) VARIANTS="plain zlib zstd" ;;
-    *) echo "unknown format $FMT (vmdk or qcow2)" >&2; exit 2 ;;
+    vhd | vhdx) VARIANTS="dynamic" ;;
+    *) echo "unknown format $FMT (vmdk, qcow2, vhd or vhdx)" >&2; exit 2 ;;
 esac
 WORK="${2:-$(mktemp -d)}"
 [ -n "${2:-}" ] || trap 'rm -rf "$WORK"' EXIT
@@ -50,6 +55,7 @@ make() {
         qcow2:plain) qemu-img convert -f raw -O qcow2 "$WORK/q25.raw" "$WORK/$1.$FMT" ;;
         qcow2:zlib) qemu-img convert -c -f raw -O qcow2 "$WORK/q25.raw" "$WORK/$1.$FMT" ;;
         qcow2:zstd) qemu-img convert -c -f raw -O qcow2 -o compression_type=zstd "$WORK/q25.raw" "$WORK/$1.$FMT" ;;
+        vhd:dynamic | vhdx:dynamic) qemu-img convert -f raw -O "$QFMT" "$WORK/q25.raw" "$WORK/$1.$FMT" ;;
     esac
 }
 for sub in $VARIANTS; do
@@ -90,7 +96,7 @@ for sub in $VARIANTS; do
     s=$(read_only "$d")
     T[$sub.read]=$s
     printf '%-17s %-9s %9s %10.0f\n' "$sub" "xva-read" "$s" "$(echo "$SIZE / $s / 1000000" | bc -l)"
-    read -r s rss < <(run qemu-img convert -f "$FMT" -O raw "$d" "$WORK/$sub.qemu.raw")
+    read -r s rss < <(run qemu-img convert -f "$QFMT" -O raw "$d" "$WORK/$sub.qemu.raw")
     T[$sub.qemu]=$s
     printf '%-17s %-9s %9s %10.0f %8d KiB\n' "$sub" qemu-img "$s" "$(echo "$SIZE / $s / 1000000" | bc -l)" "$rss"
     rm -f "$WORK/$sub.qemu.raw" "$WORK/$sub.xva"

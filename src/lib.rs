@@ -7,8 +7,10 @@
 //!                 disks are read through xva_backends (re-exported as `backends`)
 //! ```
 
+pub mod advise;
 pub mod guest;
 pub mod hex;
+pub mod inspect;
 pub mod plan;
 pub mod tar;
 pub mod vm;

@@ -58,3 +58,13 @@ pub fn read_all(reader: &dyn xva_backends::BlockReader) {
         }
     }
 }
+
+/// Inspects `data` as a whole disk, as `xva inspect` does (with a small read budget).
+pub fn inspect_all(data: &[u8]) {
+    use std::sync::Arc;
+    use xva_backends::raw::RawReader;
+    use xva_backends::{BlockReader, MemSource};
+    let Ok(r) = RawReader::new(Arc::new(MemSource::new(data.to_vec(), "fuzz.img"))) else { return };
+    let r: Arc<dyn BlockReader> = Arc::new(r);
+    let _ = xva::inspect::inspect_disk(r, 16 << 20);
+}

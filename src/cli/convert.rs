@@ -145,6 +145,11 @@ pub struct Args {
     #[arg(long)]
     pub network: Option<String>,
 
+    /// The target the boot advisories are for: xcp-ng-8.3 (default), xenserver-8,
+    /// citrix-8.2, xenserver-7.1, xenserver-6.5.
+    #[arg(long, value_name = "NAME", value_parser = super::source::parse_target)]
+    pub target: Option<xva::advise::Target>,
+
     /// Checksum members: sha1 works with every XenServer; xxhash needs xapi 1.170 or later
     /// (Citrix Hypervisor 8.1+, XCP-ng 8.1+) and is cheaper.
     #[arg(long, value_enum, default_value_t = ChecksumArg::Sha1)]
@@ -220,6 +225,7 @@ fn overrides(args: &Args) -> Overrides {
             Some(args.vifs.clone())
         },
         network: args.network.clone(),
+        target: args.target,
     }
 }
 
@@ -298,6 +304,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             "duration_seconds": elapsed.as_secs_f64(),
             "verified": verified,
             "disks": disks,
+            "advisories": plan.advice.advisories,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {

@@ -1,8 +1,10 @@
-//! `xva inspect`: read a guest definition (xm, xl, SXP, VMX, OVF, OVA) and print the plan —
-//! the VM record, every disk (format, chain, virtual and allocated size), CD drives, NICs,
-//! snapshots and every note — without writing anything.
+//! `xva inspect`: read a guest definition (xm, xl, SXP, VMX, OVF, OVA) or bare disks and print
+//! the plan — the VM record, every disk (format, chain, virtual and allocated size), CD drives,
+//! NICs, snapshots, every note, and the boot advisories read from the guest's own disks —
+//! without writing anything.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args as ClapArgs;
 use serde_json::json;
@@ -10,6 +12,7 @@ use serde_json::json;
 use anyhow::Context;
 use xva::backends::BlockReader;
 use xva::guest::{self, Boot, Guest, GuestError};
+use xva::plan::advice::{self, Advice};
 use xva::plan::describe_source;
 
 use super::exit::{coded, Exit};
@@ -22,7 +25,11 @@ use super::source::{input_error, load_options, SourceArgs};
 #[derive(ClapArgs, Debug)]
 pub struct Args {
     /// The guest definition: an xm/xl config, config.sxp, .vmx, .ovf or .ova.
-    pub source: PathBuf,
+    #[arg(required_unless_present = "disks", conflicts_with = "disks")]
+    pub source: Option<PathBuf>,
+    /// Bare disk images instead of a definition (the first one boots), as `xva convert --disk`.
+    #[arg(short = 'd', long = "disk", value_name = "PATH")]
+    pub disks: Vec<PathBuf>,
     /// Output style.
     #[arg(long, value_enum, default_value_t = Style::Human)]
     pub output: Style,
@@ -33,6 +40,10 @@ pub struct Args {
     pub force: bool,
     #[command(flatten)]
     pub open: OpenArgs,
+    /// The target the boot advisories are for: xcp-ng-8.3 (default), xenserver-8,
+    /// citrix-8.2, xenserver-7.1, xenserver-6.5.
+    #[arg(long, value_name = "NAME", value_parser = super::source::parse_target)]
+    pub target: Option<xva::advise::Target>,
 }
 
 /// Opens disk `d` of a guest: a file or block device, or a window of an OVA.
@@ -49,6 +60,8 @@ struct DiskInfo {
     allocated: Option<u64>,
     chain: Vec<String>,
     error: Option<String>,
+    /// The opened disk, for inspection.
+    reader: Option<Arc<dyn BlockReader>>,
 }
 
 fn disk_info(d: &guest::Disk, open: &OpenArgs) -> DiskInfo {
@@ -87,6 +100,7 @@ fn disk_info(d: &guest::Disk, open: &OpenArgs) -> DiskInfo {
                 allocated: ok.then_some(allocated),
                 chain: r.layers().iter().map(|l| l.path().display().to_string()).collect(),
                 error: None,
+                reader: Some(Arc::from(r)),
             }
         }
         Err(e) => DiskInfo {
@@ -96,6 +110,7 @@ fn disk_info(d: &guest::Disk, open: &OpenArgs) -> DiskInfo {
             allocated: None,
             chain: Vec::new(),
             error: Some(format!("{e:#}")),
+            reader: None,
         },
     }
 }
@@ -119,14 +134,28 @@ fn boot_text(b: &Boot) -> String {
 
 /// Runs `xva inspect`.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let g = guest::load(&args.source, &load_options(&args.src, args.force, &args.open)).map_err(input_error)?;
+    let (source, g) = match &args.source {
+        Some(p) => (p.clone(), guest::load(p, &load_options(&args.src, args.force, &args.open)).map_err(input_error)?),
+        None => {
+            // The guest `xva convert --disk` would make of the same disks.
+            let src = xva::plan::Source::Disks(args.disks.clone());
+            let ov = xva::plan::Overrides::default();
+            let plan = xva::plan::prepare(src, &ov, &args.open.options()?, &xva::plan::Quiet)?;
+            (args.disks[0].clone(), plan.guest)
+        }
+    };
     let infos: Vec<DiskInfo> = g.disks.iter().map(|d| disk_info(d, &args.open)).collect();
     let sizes: Option<Vec<u64>> = infos.iter().map(|i| i.virtual_size).collect();
     let spec = sizes.as_ref().map(|s| xva::plan::vm_spec(&g, s));
+    // Inspection needs every disk (rules look at the boot disk and across disks).
+    let target = args.target.unwrap_or_default();
+    let readers: Option<Vec<Arc<dyn BlockReader>>> = infos.iter().map(|i| i.reader.clone()).collect();
+    let advice = readers.map(|r| advice::advise(&g, &r, &target)).unwrap_or_default();
     if args.output == Style::Json {
-        print_json(&args.source, &g, &infos, spec)?;
+        print_json(&source, &g, &infos, spec, &advice, &target)?;
     } else {
-        print_human(&args.source, &g, &infos, spec);
+        print_human(&source, &g, &infos, spec);
+        print_advice(&advice, &target);
     }
     let unreadable = infos.iter().filter(|i| i.error.is_some()).count();
     if unreadable > 0 {
@@ -140,6 +169,8 @@ fn print_json(
     g: &Guest,
     infos: &[DiskInfo],
     spec: Option<Result<xva::xva::records::VmSpec, GuestError>>,
+    advice: &Advice,
+    target: &xva::advise::Target,
 ) -> anyhow::Result<()> {
     let mut v = serde_json::to_value(g)?;
     let disks: Vec<serde_json::Value> = g
@@ -159,6 +190,11 @@ fn print_json(
                 "chain": info.chain,
                 "checks": info.checks,
                 "error": info.error,
+                "inspection": match advice.disks.get(i) {
+                    Some(Ok(f)) => json!(f),
+                    Some(Err(e)) => json!({"error": e}),
+                    None => json!(null),
+                },
             })
         })
         .collect();
@@ -185,6 +221,8 @@ fn print_json(
         o.insert("path".into(), json!(source.display().to_string()));
         o.insert("disk_images".into(), json!(disks));
         o.insert("vm_record".into(), record);
+        o.insert("target".into(), json!(target.name));
+        o.insert("advisories".into(), json!(advice.advisories));
     }
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
@@ -292,5 +330,19 @@ fn print_human(
         for n in notes {
             println!("  {:<9} {}", n.severity.to_string(), s(&n.message));
         }
+    }
+}
+
+/// The advisories, after the notes; nothing at all when there are none.
+fn print_advice(advice: &Advice, target: &xva::advise::Target) {
+    if advice.advisories.is_empty() {
+        return;
+    }
+    let s = |t: &str| sanitize(t);
+    println!("advisories:   (target {})", target.name);
+    for a in &advice.advisories {
+        println!("  {:<5} {:<4} {}", a.severity.to_string(), a.code, s(&a.message));
+        println!("             evidence: {}", s(&a.evidence));
+        println!("             fix: {}", s(&a.fix));
     }
 }

@@ -55,7 +55,8 @@ pub enum Command {
     Convert(Box<convert::Args>),
     /// Show a disk image's format, size, allocation and chain.
     Info(info::Args),
-    /// Show what a guest definition (xm, xl, SXP, VMX, OVF, OVA) would convert to.
+    /// Show what a guest definition (xm, xl, SXP, VMX, OVF, OVA) or bare disks would convert to,
+    /// and what in the guest's own disks would stop it booting on the target (advisories).
     Inspect(inspect::Args),
     /// Print a disk image's allocation map (like `qemu-img map`).
     Map(map::Args),

@@ -61,3 +61,11 @@ impl SourceArgs {
         self.path_map.iter().map(|(a, b)| (PathBuf::from(a), PathBuf::from(b))).collect()
     }
 }
+
+/// `--target NAME`: one of the advisory targets.
+pub fn parse_target(s: &str) -> Result<xva::advise::Target, String> {
+    xva::advise::Target::by_name(s).ok_or_else(|| {
+        let names: Vec<&str> = xva::advise::TARGETS.iter().map(|t| t.name).collect();
+        format!("unknown target {s:?}; one of {}", names.join(", "))
+    })
+}

@@ -14,6 +14,7 @@
 //! What the user should see while it works goes through [`Events`], which the caller
 //! implements (the command line prints, draws a progress bar).
 
+pub mod advice;
 pub mod error;
 pub mod file;
 pub mod output;
@@ -24,7 +25,9 @@ pub mod upload;
 mod golden;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::advise::{Advisory, Target};
 use crate::backends::{BlockReader, OpenOptions};
 use crate::guest::{self, Guest, LoadOptions, Note};
 use crate::vm::Firmware;
@@ -98,6 +101,8 @@ pub struct Overrides {
     pub vifs: Option<Vec<String>>,
     /// Network for every interface, by name on the target host.
     pub network: Option<String>,
+    /// The target the advisories are for (default: the newest XCP-ng).
+    pub target: Option<Target>,
 }
 
 /// What the caller shows the user while the plan layer works.
@@ -114,6 +119,10 @@ pub trait Events: Sync {
     fn progress(&self, _done: u64) {}
     /// The XVA stream ended (written, or stopped).
     fn end(&self) {}
+    /// A finding of the boot advisories (shown before the first byte moves).
+    fn advisory(&self, a: &Advisory) {
+        self.message(&format!("advice: {a}"));
+    }
     /// The host's own import progress, 0.0 to 1.0 (polled after the stream).
     fn host_progress(&self, _fraction: f64) {}
     /// The host's import finished (the last [`Events::host_progress`] is done).
@@ -136,7 +145,9 @@ pub struct Plan {
     /// its disks and boot mode.
     pub guest: Guest,
     /// The disks, in VDI order.
-    pub readers: Vec<Box<dyn BlockReader>>,
+    pub readers: Vec<Arc<dyn BlockReader>>,
+    /// What inspecting the disks found, and the advisories.
+    pub advice: advice::Advice,
     /// The VM record.
     pub vm: VmSpec,
     /// `ova.xml`.
@@ -205,9 +216,14 @@ pub fn prepare(source: Source, ov: &Overrides, open: &OpenOptions, events: &dyn 
         }
     };
     apply_overrides(&mut vm, ov)?;
+    let readers: Vec<Arc<dyn BlockReader>> = readers.into_iter().map(Arc::from).collect();
+    let advice = advice::advise(&guest, &readers, &ov.target.unwrap_or_default());
+    for a in &advice.advisories {
+        events.advisory(a);
+    }
     let xml = records::ova_xml(&vm).map_err(|e| Error::usage(e.to_string()))?;
     let ids = (0..readers.len()).map(records::vdi_id).collect();
-    Ok(Plan { source, guest, readers, vm, xml, ids, labels })
+    Ok(Plan { source, guest, readers, advice, vm, xml, ids, labels })
 }
 
 /// A guest-definition error as an `Input` error (its message only, as always).

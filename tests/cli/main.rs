@@ -21,5 +21,7 @@ mod validate;
 // xva convert --server: uploads against a XenAPI test server (faults, cleanup, TLS pinning)
 mod fake_xapi;
 mod upload;
+// boot advisories: guest disks built with mke2fs -d, inspect and convert
+mod advise;
 // xva inspect: guest definitions (xm, xl, SXP, VMX, OVF, OVA), bad configs
 mod guest;
