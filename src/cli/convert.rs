@@ -16,6 +16,7 @@ use super::output::{human_bytes, sanitize};
 use super::progress::Report;
 use super::source::{load_options, SourceArgs};
 use super::{signals, upload};
+use crate::cli::output::{errln, outln};
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -306,13 +307,13 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             "disks": disks,
             "advisories": plan.advice.advisories,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         let read: u64 = summary.disks.iter().map(|d| d.bytes_read).sum();
         let written: u64 = summary.disks.iter().map(|d| d.chunks_written).sum();
         let skipped: u64 = summary.disks.iter().map(|d| d.chunks_skipped).sum();
         let secs = elapsed.as_secs_f64().max(1e-6);
-        eprintln!(
+        errln!(
             "wrote {} ({}): VM {:?}, {} disk(s), {} virtual, {} read, {written} chunks written, {skipped} zero chunks omitted, {:.1} s ({}/s)",
             sanitize(&output.display().to_string()),
             human_bytes(summary.tar_bytes),
@@ -324,7 +325,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             human_bytes((read as f64 / secs) as u64),
         );
         if verified == Some(true) {
-            eprintln!("verified: every disk's SHA-256 in the XVA equals the source's");
+            errln!("verified: every disk's SHA-256 in the XVA equals the source's");
         }
     }
     Ok(Exit::Success)

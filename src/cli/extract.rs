@@ -21,6 +21,7 @@ use xva::xva::validate::{self, VerifyOptions};
 use super::exit::{coded, Exit};
 use super::output::sanitize;
 use super::verify::{finding_line, verify_error};
+use crate::cli::output::errln;
 
 /// Write a disk of an XVA file out as a sparse raw image.
 #[derive(ClapArgs, Debug)]
@@ -123,7 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Err(e) => return Err(verify_error(e, &args.file)),
     };
     for f in &report.violations {
-        eprintln!("{}", finding_line(f));
+        errln!("{}", finding_line(f));
     }
     if report.errors().next().is_some() {
         return Err(coded(
@@ -144,7 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         OutputError::Write { error, .. } => coded(Exit::Output, format!("syncing {}: {error}", tmp.display())),
         e => output_error(e),
     })?;
-    eprintln!(
+    errln!(
         "wrote {} ({} bytes, sha256 {}){}",
         sanitize(&out.display().to_string()),
         disk.virtual_size,

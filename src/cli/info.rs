@@ -9,6 +9,7 @@ use super::exit::Exit;
 use super::map::Style;
 use super::open::OpenArgs;
 use super::output::{human_bytes, sanitize};
+use crate::cli::output::outln;
 
 /// Show a disk image's format, virtual size, allocated bytes and chain.
 #[derive(ClapArgs, Debug)]
@@ -53,25 +54,25 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             "allocated_bytes": allocated,
             "chain": layers,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(Exit::Success);
     }
-    println!("image:          {}", sanitize(&args.disk.display().to_string()));
-    println!("format:         {}", reader.format().name);
-    println!("virtual size:   {} ({size} bytes)", human_bytes(size));
-    println!("allocated:      {} ({allocated} bytes that must be read)", human_bytes(allocated));
-    println!("chain:          {} layer(s)", layers.len());
+    outln!("image:          {}", sanitize(&args.disk.display().to_string()))?;
+    outln!("format:         {}", reader.format().name)?;
+    outln!("virtual size:   {} ({size} bytes)", human_bytes(size))?;
+    outln!("allocated:      {} ({allocated} bytes that must be read)", human_bytes(allocated))?;
+    outln!("chain:          {} layer(s)", layers.len())?;
     for l in &layers {
-        println!(
+        outln!(
             "  [{}] {} ({}, {} of data in this layer)",
             l["depth"],
             sanitize(l["path"].as_str().unwrap_or("")),
             l["format"].as_str().unwrap_or(""),
             human_bytes(l["data_bytes"].as_u64().unwrap_or(0)),
-        );
+        )?;
         if let Some(details) = l["details"].as_object() {
             for (k, v) in details {
-                println!("      {k}: {}", sanitize(v.as_str().unwrap_or("")));
+                outln!("      {k}: {}", sanitize(v.as_str().unwrap_or("")))?;
             }
         }
     }

@@ -20,6 +20,7 @@ use super::map::Style;
 use super::open::OpenArgs;
 use super::output::{human_bytes, sanitize};
 use super::source::{input_error, load_options, SourceArgs};
+use crate::cli::output::outln;
 
 /// Show what `xva convert` would make of a guest definition.
 #[derive(ClapArgs, Debug)]
@@ -154,8 +155,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if args.output == Style::Json {
         print_json(&source, &g, &infos, spec, &advice, &target)?;
     } else {
-        print_human(&source, &g, &infos, spec);
-        print_advice(&advice, &target);
+        print_human(&source, &g, &infos, spec)?;
+        print_advice(&advice, &target)?;
     }
     let unreadable = infos.iter().filter(|i| i.error.is_some()).count();
     if unreadable > 0 {
@@ -224,7 +225,7 @@ fn print_json(
         o.insert("target".into(), json!(target.name));
         o.insert("advisories".into(), json!(advice.advisories));
     }
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    outln!("{}", serde_json::to_string_pretty(&v)?)?;
     Ok(())
 }
 
@@ -233,27 +234,27 @@ fn print_human(
     g: &Guest,
     infos: &[DiskInfo],
     spec: Option<Result<xva::xva::records::VmSpec, GuestError>>,
-) {
+) -> std::io::Result<()> {
     let s = |t: &str| sanitize(t);
-    println!("source:       {} ({})", s(&source.display().to_string()), g.source_kind);
-    println!("name:         {}", s(&g.name));
+    outln!("source:       {} ({})", s(&source.display().to_string()), g.source_kind)?;
+    outln!("name:         {}", s(&g.name))?;
     if !g.description.is_empty() {
-        println!("description:  {}", s(&g.description.replace('\n', " / ")));
+        outln!("description:  {}", s(&g.description.replace('\n', " / ")))?;
     }
     if let Some(os) = &g.os {
-        println!("os:           {} ({})", s(&os.name), s(&os.source_id));
+        outln!("os:           {} ({})", s(&os.name), s(&os.source_id))?;
     }
     let m = g.memory;
     if m.static_max == m.dynamic_max {
-        println!("memory:       {}", human_bytes(m.dynamic_max));
+        outln!("memory:       {}", human_bytes(m.dynamic_max))?;
     } else {
-        println!("memory:       {} (maximum {})", human_bytes(m.dynamic_max), human_bytes(m.static_max));
+        outln!("memory:       {} (maximum {})", human_bytes(m.dynamic_max), human_bytes(m.static_max))?;
     }
-    println!("vcpus:        {} (max {})", g.vcpus.at_startup, g.vcpus.max);
-    println!("boot:         {}", s(&boot_text(&g.boot)));
+    outln!("vcpus:        {} (max {})", g.vcpus.at_startup, g.vcpus.max)?;
+    outln!("boot:         {}", s(&boot_text(&g.boot)))?;
     if let Some(Ok(spec)) = &spec {
         let p = &spec.platform;
-        println!(
+        outln!(
             "platform:     acpi={} apic={} pae={} nx={} viridian={} timeoffset={}",
             p.acpi,
             p.apic,
@@ -261,88 +262,90 @@ fn print_human(
             p.nx,
             p.viridian,
             p.timeoffset.unwrap_or(0)
-        );
+        )?;
     }
-    println!("disks:        {}", g.disks.len());
+    outln!("disks:        {}", g.disks.len())?;
     let userdevices = xva::xva::records::VmSpec::userdevices(g.disks.len(), !g.cdroms.is_empty());
     for (i, (d, info)) in g.disks.iter().zip(infos).enumerate() {
-        println!(
+        outln!(
             "  [{i}] userdevice {}{}{}  {} ({:?})",
             userdevices.get(i).copied().unwrap_or(0),
             if d.bootable { ", bootable" } else { "" },
             if d.read_only { ", read-only" } else { "" },
             s(&d.device),
             d.controller
-        );
-        println!("      source: {}", s(&describe_source(d)));
+        )?;
+        outln!("      source: {}", s(&describe_source(d)))?;
         match &info.error {
-            Some(e) => println!("      cannot open: {}", s(e)),
+            Some(e) => outln!("      cannot open: {}", s(e))?,
             None => {
-                println!(
+                outln!(
                     "      format: {}, virtual size {} ({} bytes), allocated {}",
                     info.format.unwrap_or("?"),
                     human_bytes(info.virtual_size.unwrap_or(0)),
                     info.virtual_size.unwrap_or(0),
                     info.allocated.map(human_bytes).unwrap_or_else(|| "?".into())
-                );
+                )?;
                 if info.chain.len() > 1 {
-                    println!("      chain:  {}", s(&info.chain.join(" -> ")));
+                    outln!("      chain:  {}", s(&info.chain.join(" -> ")))?;
                 }
                 for c in &info.checks {
-                    println!("      check:  {}", s(c));
+                    outln!("      check:  {}", s(c))?;
                 }
             }
         }
     }
     for c in &g.cdroms {
-        println!(
+        outln!(
             "cd drive:     {} {}",
             s(&c.device),
             c.media.as_ref().map(|m| format!("(had {}; imported empty)", s(m))).unwrap_or_else(|| "(empty)".into())
-        );
+        )?;
     }
     for (i, n) in g.nics.iter().enumerate() {
-        println!(
+        outln!(
             "nic {i}:        mac {}, network {}, model {}",
             n.mac.as_deref().unwrap_or("(generated)"),
             s(n.network.as_deref().unwrap_or("-")),
             s(n.model.as_deref().unwrap_or("-"))
-        );
+        )?;
     }
     for sn in &g.snapshots {
-        println!(
+        outln!(
             "snapshot:     {} {:?}{}{}",
             sn.uid,
             s(&sn.name),
             sn.parent.map(|p| format!(" (parent {p})")).unwrap_or_default(),
             if sn.current { " [current]" } else { "" }
-        );
+        )?;
     }
     if let Some(Err(e)) = &spec {
-        println!("vm record:    INVALID: {}", s(&e.to_string()));
+        outln!("vm record:    INVALID: {}", s(&e.to_string()))?;
     }
     if g.notes.is_empty() {
-        println!("notes:        none");
+        outln!("notes:        none")?;
     } else {
-        println!("notes:");
+        outln!("notes:")?;
         let mut notes = g.notes.clone();
         notes.sort_by_key(|n| std::cmp::Reverse(n.severity));
         for n in notes {
-            println!("  {:<9} {}", n.severity.to_string(), s(&n.message));
+            outln!("  {:<9} {}", n.severity.to_string(), s(&n.message))?;
         }
     }
+    Ok(())
 }
 
 /// The advisories, after the notes; nothing at all when there are none.
-fn print_advice(advice: &Advice, target: &xva::advise::Target) {
+fn print_advice(advice: &Advice, target: &xva::advise::Target) -> std::io::Result<()> {
     if advice.advisories.is_empty() {
-        return;
+        return Ok(());
     }
     let s = |t: &str| sanitize(t);
-    println!("advisories:   (target {})", target.name);
+    outln!("advisories:   (target {})", target.name)?;
     for a in &advice.advisories {
-        println!("  {:<5} {:<4} {}", a.severity.to_string(), a.code, s(&a.message));
-        println!("             evidence: {}", s(&a.evidence));
-        println!("             fix: {}", s(&a.fix));
+        outln!("  {:<5} {:<4} {}", a.severity.to_string(), a.code, s(&a.message))?;
+        outln!("             evidence: {}", s(&a.evidence))?;
+        outln!("             fix: {}", s(&a.fix))?;
     }
+    Ok(())
 }

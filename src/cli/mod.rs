@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::cli::output::errln;
 use exit::Exit;
 
 /// Move Xen and VMware guests to XenServer / XCP-ng.
@@ -66,8 +67,43 @@ pub enum Command {
     Extract(extract::Args),
 }
 
-/// Parses the command line, runs the command, prints any error once and maps it to an exit code.
+/// Runs [`run`] under the panic hook: a panic (a bug) ends as `xva: internal error: ...` and
+/// exit code 1, after unwinding has run the destructors that remove partial output.
 pub fn main() -> ExitCode {
+    install_panic_hook();
+    std::panic::catch_unwind(run).unwrap_or_else(|_| Exit::Failure.into())
+}
+
+/// Replaces Rust's panic message (`thread 'main' panicked at ...`, exit code 101) with one
+/// that says it is a bug in `xva`; `RUST_BACKTRACE=1` adds the backtrace.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with no message".into());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        errln!("xva: internal error: {}{at}", output::sanitize(&what));
+        errln!(
+            "xva: this is a bug in xva {}; please report it with the command line and this message",
+            env!("CARGO_PKG_VERSION")
+        );
+        let bt = std::backtrace::Backtrace::capture();
+        if bt.status() == std::backtrace::BacktraceStatus::Captured {
+            errln!("{bt}");
+        }
+    }));
+}
+
+/// Parses the command line, runs the command, prints any error once and maps it to an exit code.
+fn run() -> ExitCode {
+    // Debug builds only: lets the test suite reach the panic hook.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("XVA_DEBUG_PANIC").is_some() {
+        panic!("XVA_DEBUG_PANIC is set");
+    }
     // xva.py spellings that clap cannot express as aliases of a subcommand's flags: a bare
     // `xva -d disk.img -n name ...` (no subcommand) means `xva convert ...`.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -91,7 +127,7 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return Exit::Success.into();
             }
-            eprintln!("xva: error: {}", output::sanitize(&format!("{err:#}")));
+            errln!("xva: error: {}", output::sanitize(&format!("{err:#}")));
             exit::classify(&err).into()
         }
     }

@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use xva::plan::Events;
 
 use super::output::sanitize;
+use crate::cli::output::{err, errln};
 
 /// A progress bar over a number of bytes, drawn on stderr only when it is a terminal.
 pub struct Bar {
@@ -62,7 +63,7 @@ impl Report {
 
 impl Events for Report {
     fn message(&self, text: &str) {
-        eprintln!("xva: {}", sanitize(text));
+        errln!("xva: {}", sanitize(text));
     }
 
     fn begin(&self, what: &str, total: u64) {
@@ -85,7 +86,7 @@ impl Events for Report {
         let pct = (fraction * 100.0) as i64;
         let mut last = self.host_pct.lock().unwrap_or_else(|e| e.into_inner());
         if self.draws_host() && pct != *last {
-            eprint!("\rxva: the host is importing: {pct:3}%");
+            err!("\rxva: the host is importing: {pct:3}%");
             *last = pct;
         }
     }
@@ -93,7 +94,7 @@ impl Events for Report {
     fn host_done(&self) {
         let mut last = self.host_pct.lock().unwrap_or_else(|e| e.into_inner());
         if self.draws_host() && *last >= 0 {
-            eprint!("\r\x1b[K");
+            err!("\r\x1b[K");
         }
         *last = -1;
     }

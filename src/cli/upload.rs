@@ -20,6 +20,7 @@ use xva::xva::writer::WriteOptions;
 use super::exit::{coded, Exit};
 use super::output::{human_bytes, sanitize};
 use super::progress::Report;
+use crate::cli::output::{errln, outln};
 
 /// Upload options (part of `xva convert`).
 #[derive(ClapArgs, Debug, Clone, Default)]
@@ -136,7 +137,7 @@ pub fn run(
         return Err(coded(Exit::Usage, "--no-ssl contradicts an https:// server"));
     }
     if endpoint.scheme == Scheme::Http {
-        eprintln!("xva: warning: using plain HTTP to {endpoint}; the password and the disks are not encrypted");
+        errln!("xva: warning: using plain HTTP to {endpoint}; the password and the disks are not encrypted");
     }
     let opts = UploadOptions {
         server: server.to_string(),
@@ -177,7 +178,7 @@ fn stall_seconds() -> u64 {
 
 fn trust(up: &UploadArgs) -> anyhow::Result<Trust> {
     if up.insecure {
-        eprintln!(
+        errln!(
             "xva: WARNING: --insecure: the host's certificate is not checked; anyone on the path can \
              impersonate it and read the password. Prefer --fingerprint."
         );
@@ -197,7 +198,7 @@ fn trust(up: &UploadArgs) -> anyhow::Result<Trust> {
 /// The password from --password (warned), $XVA_PASSWORD, --password-file, or a prompt.
 fn password(up: &UploadArgs) -> anyhow::Result<Secret> {
     if let Some(p) = &up.password {
-        eprintln!(
+        errln!(
             "xva: warning: --password is visible to other users of this machine (ps, /proc); \
              use ${PASSWORD_ENV}, --password-file or the prompt instead"
         );
@@ -284,10 +285,10 @@ fn finish(json: bool, name: &str, done: &Imported) -> anyhow::Result<Exit> {
                 "uploaded": p.uploaded,
             })),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         let secs = elapsed.as_secs_f64().max(1e-6);
-        eprintln!(
+        errln!(
             "imported VM {:?} into SR {:?} on {}: {} streamed in {:.1} s ({}/s){}",
             sanitize(name),
             sanitize(&sr.name),
@@ -297,7 +298,7 @@ fn finish(json: bool, name: &str, done: &Imported) -> anyhow::Result<Exit> {
             human_bytes((*tar_bytes as f64 / secs) as u64),
             if *started { "; started" } else { "" }
         );
-        println!("{}", sanitize(uuid));
+        outln!("{}", sanitize(uuid))?;
     }
     std::io::stdout().flush().ok();
     Ok(Exit::Success)

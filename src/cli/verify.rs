@@ -11,6 +11,7 @@ use xva::xva::validate::{self, Finding, VerifyError, VerifyOptions, VerifyReport
 use super::exit::{coded, Exit};
 use super::map::Style;
 use super::output::{human_bytes, sanitize};
+use crate::cli::output::outln;
 
 /// Check an XVA file the way xapi's importer will.
 ///
@@ -104,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let ok = report.is_ok() && mismatches.is_empty();
     match args.output {
         Style::Json => print_json(&args, &report, &mismatches, ok)?,
-        Style::Human => print_human(&args, &report, &mismatches, ok),
+        Style::Human => print_human(&args, &report, &mismatches, ok)?,
     }
     Ok(if ok { Exit::Success } else { Exit::Verify })
 }
@@ -140,29 +141,29 @@ fn print_json(args: &Args, r: &VerifyReport, mismatches: &[String], ok: bool) ->
         "sha256_mismatches": mismatches,
     });
     let s = serde_json::to_string_pretty(&v).context("rendering JSON")?;
-    println!("{s}");
+    outln!("{s}")?;
     Ok(())
 }
 
-fn print_human(args: &Args, r: &VerifyReport, mismatches: &[String], ok: bool) {
-    println!(
+fn print_human(args: &Args, r: &VerifyReport, mismatches: &[String], ok: bool) -> std::io::Result<()> {
+    outln!(
         "{}: {} tar stream, {}",
         sanitize(&args.file.display().to_string()),
         r.compression.name(),
         human_bytes(r.tar_bytes)
-    );
+    )?;
     if let Some((a, b)) = r.xapi_version {
-        println!(
+        outln!(
             "header: xapi {a}.{b}, export_vsn {}, VM {}",
             r.export_vsn.unwrap_or(0),
             sanitize(&r.vm_names.join(", "))
-        );
+        )?;
     }
     for f in &r.violations {
-        println!("{}", finding_line(f));
+        outln!("{}", finding_line(f))?;
     }
     for (i, d) in r.disks.iter().enumerate() {
-        println!(
+        outln!(
             "disk {i}: {} {:?} {} ({} bytes), {} chunk(s), {} zero gap(s){}{}",
             sanitize(&d.id),
             sanitize(&d.name_label),
@@ -172,19 +173,19 @@ fn print_human(args: &Args, r: &VerifyReport, mismatches: &[String], ok: bool) {
             d.zero_gaps,
             if d.complete { "" } else { ", INCOMPLETE" },
             d.sha256.map(|s| format!(", sha256 {}", xva::hex::lower(&s))).unwrap_or_default()
-        );
+        )?;
     }
     for m in mismatches {
-        println!("mismatch: {m}");
+        outln!("mismatch: {m}")?;
     }
-    println!(
+    outln!(
         "{}: {} error(s), {} corruption(s), {} warning(s){}",
         if ok { "OK" } else { "FAILED" },
         r.errors().count(),
         r.corruptions().count(),
         r.warnings().count(),
         if mismatches.is_empty() { String::new() } else { format!(", {} sha256 mismatch(es)", mismatches.len()) }
-    );
+    )
 }
 
 #[cfg(test)]
