@@ -26,12 +26,12 @@ use self::dynamic::{Header, UNALLOCATED};
 use self::footer::{DiskType, Footer};
 use crate::cache::{next_owner_id, LayerCache, TABLE_CACHE_BYTES};
 use crate::error::{CheckedExt, Error, ErrorKind, Result};
+use crate::flat::Flat;
 use crate::format::{Confidence, ProbeInput};
 use crate::parent::{self, LayerId, ParentRef};
 use crate::policy::OpenCtx;
 use crate::reader::{Allocation, BlockReader, Extent, Format};
 use crate::source::{read_vec, ByteSource};
-use crate::vmdk::flat::Flat;
 
 /// The registry entry for VHD.
 pub static FORMAT: Format = Format {

@@ -18,7 +18,6 @@
 
 pub mod cowd;
 pub mod descriptor;
-pub mod flat;
 pub mod grains;
 pub mod sesparse;
 pub mod sparse;
@@ -30,10 +29,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use self::descriptor::{Access, Descriptor, ExtentLine, ExtentType, NO_PARENT_CID};
-use self::flat::Flat;
 use self::grains::GrainMap;
 use crate::cache::{LayerCache, TABLE_CACHE_BYTES};
 use crate::error::{CheckedExt, Error, ErrorKind, Result};
+use crate::flat::Flat;
 use crate::format::{Confidence, ProbeInput};
 use crate::parent::{self, LayerId, ParentRef};
 use crate::policy::OpenCtx;
