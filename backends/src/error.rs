@@ -67,6 +67,12 @@ impl Error {
         Error::new(ErrorKind::InvalidFormat, message)
     }
 
+    /// `offset` is at or past a layer's virtual size `size` (a status query out of range):
+    /// `OutOfBounds`, naming the layer's file.
+    pub fn past_virtual_size(offset: u64, size: u64, path: impl AsRef<Path>) -> Error {
+        Error::new(ErrorKind::OutOfBounds, format!("offset {offset} is past the virtual size {size}")).with_path(path)
+    }
+
     /// Shorthand for an [`ErrorKind::Corrupt`] error.
     pub fn corrupt(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Corrupt, message)

@@ -546,11 +546,7 @@ impl BlockReader for VhdReader {
 
     fn block_status(&self, offset: u64, max_len: u64) -> Result<Extent> {
         if offset >= self.size {
-            return Err(Error::new(
-                ErrorKind::OutOfBounds,
-                format!("offset {offset} is past the virtual size {}", self.size),
-            )
-            .with_path(&self.path));
+            return Err(Error::past_virtual_size(offset, self.size, &self.path));
         }
         let max = max_len.clamp(1, self.size - offset);
         let (len, alloc) = match &self.data {

@@ -248,10 +248,7 @@ impl VmdkReader {
 
     fn ext_at(&self, offset: u64) -> Result<&Ext> {
         let i = self.extents.partition_point(|e| e.start + e.len <= offset);
-        self.extents.get(i).ok_or_else(|| {
-            Error::new(ErrorKind::OutOfBounds, format!("offset {offset} is past the virtual size {}", self.size))
-                .with_path(&self.path)
-        })
+        self.extents.get(i).ok_or_else(|| Error::past_virtual_size(offset, self.size, &self.path))
     }
 }
 
