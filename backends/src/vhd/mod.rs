@@ -558,11 +558,7 @@ impl BlockReader for VhdReader {
 
     fn read_layer(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.size) {
-            return Err(Error::new(
-                ErrorKind::OutOfBounds,
-                format!("read of {} bytes at {offset} is past the virtual size {}", buf.len(), self.size),
-            )
-            .with_path(&self.path));
+            return Err(Error::read_past_virtual_size(buf.len() as u64, offset, self.size, &self.path));
         }
         match &self.data {
             Data::Fixed(f) => f.read(buf, offset),
