@@ -36,11 +36,7 @@ pub(crate) fn checked_status(r: &dyn BlockReader, offset: u64, max_len: u64) -> 
 }
 
 fn out_of_bounds(r: &dyn BlockReader, offset: u64, len: u64) -> Error {
-    Error::new(
-        ErrorKind::OutOfBounds,
-        format!("read of {len} bytes at {offset} is past the virtual size {}", r.virtual_size()),
-    )
-    .with_path(r.path())
+    Error::read_past_virtual_size(len, offset, r.virtual_size(), r.path())
 }
 
 /// Reads `buf.len()` bytes at `offset` of the chain whose top layer is `r`.

@@ -67,6 +67,19 @@ impl Error {
         Error::new(ErrorKind::InvalidFormat, message)
     }
 
+    /// `offset` is at or past a layer's virtual size `size` (a status query out of range):
+    /// `OutOfBounds`, naming the layer's file.
+    pub fn past_virtual_size(offset: u64, size: u64, path: impl AsRef<Path>) -> Error {
+        Error::new(ErrorKind::OutOfBounds, format!("offset {offset} is past the virtual size {size}")).with_path(path)
+    }
+
+    /// A read of `len` bytes at `offset` ends past a layer's virtual size `size`:
+    /// `OutOfBounds`, naming the layer's file.
+    pub fn read_past_virtual_size(len: u64, offset: u64, size: u64, path: impl AsRef<Path>) -> Error {
+        Error::new(ErrorKind::OutOfBounds, format!("read of {len} bytes at {offset} is past the virtual size {size}"))
+            .with_path(path)
+    }
+
     /// Shorthand for an [`ErrorKind::Corrupt`] error.
     pub fn corrupt(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Corrupt, message)

@@ -23,6 +23,7 @@ pub mod be;
 pub mod cache;
 pub mod chain;
 pub mod error;
+pub mod flat;
 pub mod format;
 pub mod le;
 pub mod parent;

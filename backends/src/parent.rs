@@ -15,7 +15,8 @@
 //!
 //! Names stored in images come from other systems: `/vmfs/volumes/ds1/vm/base.vmdk`,
 //! `C:\vms\base.vhd`, `..\base.vmdk`; [`candidates`] turns them into names the open policy can
-//! judge, and [`decode_utf16le`] reads the UTF-16 names of VHD/VHDX parent locators.
+//! judge, and [`decode_utf16le`] (strict) and [`decode_utf16_lossy`] read the UTF-16 names of
+//! VHD/VHDX parent locators and headers.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -70,10 +71,23 @@ pub fn decode_utf16le(bytes: &[u8], what: &str) -> Result<String> {
     if !bytes.len().is_multiple_of(2) {
         return Err(Error::corrupt(format!("{what}: UTF-16 text of odd length {}", bytes.len())));
     }
-    let units = bytes.chunks_exact(2).map(|c| crate::le::u16(c, 0)).take_while(|&u| u != 0);
-    char::decode_utf16(units)
+    char::decode_utf16(utf16_units(bytes, true))
         .collect::<std::result::Result<String, _>>()
         .map_err(|e| Error::corrupt(format!("{what}: invalid UTF-16 ({e})")))
+}
+
+/// Decodes UTF-16 (little- or big-endian) up to the first NUL; unpaired surrogates become
+/// U+FFFD (libyal found them in real VHD images); a trailing odd byte is ignored.
+pub fn decode_utf16_lossy(bytes: &[u8], little_endian: bool) -> String {
+    char::decode_utf16(utf16_units(bytes, little_endian)).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)).collect()
+}
+
+/// The UTF-16 code units of `bytes` up to the first NUL (a trailing odd byte is dropped).
+fn utf16_units(bytes: &[u8], little_endian: bool) -> impl Iterator<Item = u16> + '_ {
+    bytes
+        .chunks_exact(2)
+        .map(move |c| if little_endian { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
+        .take_while(|&u| u != 0)
 }
 
 /// How a layer names its parent.

@@ -13,40 +13,20 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use xva_backends::vhd::build::{self, FooterAt, Opts, Parent};
 use xva_backends::{open, BlockReader, ErrorKind, OpenOptions, OpenPolicy};
 
+mod common;
+
+use common::{field, p, run};
+
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run {cmd} ({e}): the VHD oracle tests need qemu-img and qemu-io \
-             (Debian/Ubuntu: apt-get install qemu-utils); they fail rather than skip"
-        )
-    });
-    assert!(out.status.success(), "{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// Deterministic pseudo-random bytes.
+/// Deterministic pseudo-random bytes (the VHD tests' own seeding of the shared generator).
 fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
+    common::xorshift(seed.wrapping_mul(0x2545_f491_4f6c_dd1d), 32, len)
 }
 
 /// A raw disk of `size` bytes (a multiple of 512): zeros with data runs at sector-granular
@@ -92,13 +72,6 @@ fn coalesce(rows: impl IntoIterator<Item = Row>) -> Vec<Row> {
         }
     }
     out
-}
-
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let k = format!("\"{key}\":");
-    let at = line.find(&k).unwrap_or_else(|| panic!("no {key} in {line}")) + k.len();
-    let rest = line[at..].trim_start();
-    rest[..rest.find([',', '}']).unwrap()].trim()
 }
 
 /// `qemu-img map --output=json`, normalised: holes of a fixed disk's file are `zero` and `data`

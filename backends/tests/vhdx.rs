@@ -16,42 +16,17 @@
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use xva_backends::vhdx::build::{self, guid, Block, LogSpec, Spec};
 use xva_backends::vhdx::header;
 use xva_backends::{open, BlockReader, ErrorKind, OpenOptions, OpenPolicy};
 
+mod common;
+
+use common::{data_after, noise, open_default, p, run};
+
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run {cmd} ({e}): the VHDX oracle tests need qemu-img and qemu-io \
-             (Debian/Ubuntu: apt-get install qemu-utils); they fail rather than skip"
-        )
-    });
-    assert!(out.status.success(), "{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// Deterministic pseudo-random bytes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// A sparse raw file of `size` bytes with scattered blocks at 512-byte granular offsets and one
 /// at the very end.
@@ -67,18 +42,6 @@ fn make_raw(path: &Path, size: u64, seed: u64) {
     }
     f.seek(SeekFrom::Start(size - 1000)).unwrap();
     f.write_all(&noise(seed + 7, 1000)).unwrap();
-}
-
-fn open_default(path: &Path) -> Box<dyn BlockReader> {
-    open(path, &OpenOptions::default()).unwrap_or_else(|e| panic!("opening {}: {e} ({:?})", path.display(), e.kind()))
-}
-
-/// `lseek(SEEK_DATA)`: the first data byte at or after `off`, `None` when only holes follow.
-fn data_after(f: &fs::File, off: u64) -> Option<u64> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain lseek on an fd owned by `f`, which outlives the call.
-    let r = unsafe { libc::lseek(f.as_raw_fd(), off as libc::off_t, libc::SEEK_DATA) };
-    (r >= 0).then_some(r as u64)
 }
 
 /// Our full read equals the raw file `raw` (sparse: only its data parts are read), walking our

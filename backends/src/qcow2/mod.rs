@@ -313,11 +313,7 @@ impl BlockReader for Qcow2Reader {
 
     fn block_status(&self, offset: u64, max_len: u64) -> Result<Extent> {
         if offset >= self.size {
-            return Err(Error::new(
-                ErrorKind::OutOfBounds,
-                format!("offset {offset} is past the virtual size {}", self.size),
-            )
-            .with_path(&self.path));
+            return Err(Error::past_virtual_size(offset, self.size, &self.path));
         }
         let (len, alloc) = self.map.status(offset, max_len.min(self.size - offset))?;
         Ok(Extent { start: offset, len, alloc })

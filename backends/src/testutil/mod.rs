@@ -7,6 +7,11 @@ use crate::error::{Error, Result};
 use crate::reader::Format;
 use crate::reader::{Allocation, BlockReader, Extent};
 
+/// UTF-16 LE bytes of `s`, no NUL added (what the VHD and VHDX builders write for names).
+pub fn utf16le(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+}
+
 /// What a [`MemLayer`] segment holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layer {

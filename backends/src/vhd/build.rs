@@ -86,9 +86,7 @@ fn pad(f: &mut Vec<u8>) {
 }
 
 /// UTF-16 LE bytes of `s` (W2ru / W2ku locators).
-pub fn utf16le(s: &str) -> Vec<u8> {
-    s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
-}
+pub use crate::testutil::utf16le;
 
 /// CHS geometry for `size` bytes, by the algorithm of the VHD specification.
 pub fn geometry(size: u64) -> (u16, u8, u8) {

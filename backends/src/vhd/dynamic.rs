@@ -14,6 +14,7 @@
 
 use crate::be;
 use crate::error::{Error, Result};
+use crate::parent::decode_utf16_lossy;
 use crate::vhd::footer::checksum;
 
 /// The dynamic header cookie.
@@ -92,7 +93,7 @@ pub fn parse(b: &[u8], at: u64) -> Result<Header> {
         checksum_ok: checksum(&b[..LEN], 36) == be::u32(b, 36),
         parent_unique_id,
         parent_timestamp: be::u32(b, 56),
-        parent_name: utf16_lossy(&b[64..576], false),
+        parent_name: decode_utf16_lossy(&b[64..576], false),
         locators,
     })
 }
@@ -103,22 +104,12 @@ pub fn bitmap_len(block_size: u32) -> u64 {
     (block_size as u64 / 512).div_ceil(8).div_ceil(512) * 512
 }
 
-/// Decodes UTF-16 (little- or big-endian) up to the first NUL; unpaired surrogates become
-/// U+FFFD (libyal found them in real images); a trailing odd byte is ignored.
-pub fn utf16_lossy(b: &[u8], little_endian: bool) -> String {
-    let units = b
-        .chunks_exact(2)
-        .map(|c| if little_endian { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
-        .take_while(|&u| u != 0);
-    char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)).collect()
-}
-
 /// The path a locator's platform data names, or `None` for codes that name no usable path
 /// (`Mac ` aliases, unknown codes). `W2ru`/`W2ku` are UTF-16 LE, `Wi2r`/`Wi2k` ANSI, `MacX` a
 /// UTF-8 file URL (`file://./base.vhd`, `file:///srv/base.vhd`).
 pub fn locator_path(code: &[u8; 4], data: &[u8]) -> Option<String> {
     let s = match code {
-        b"W2ru" | b"W2ku" => utf16_lossy(data, true),
+        b"W2ru" | b"W2ku" => decode_utf16_lossy(data, true),
         b"Wi2r" | b"Wi2k" => String::from_utf8_lossy(data.split(|&c| c == 0).next().unwrap_or(&[])).into_owned(),
         b"MacX" => {
             let text = String::from_utf8_lossy(data.split(|&c| c == 0).next().unwrap_or(&[])).into_owned();
@@ -217,7 +208,7 @@ mod tests {
         assert_eq!(locator_path(b"Mac ", b"alias"), None);
         assert_eq!(locator_path(b"W2ru", &[0, 0]), None);
         // An unpaired surrogate decodes lossily, an odd trailing byte is ignored.
-        assert_eq!(utf16_lossy(&[0x00, 0xd8, b'a', 0, 7], true), "\u{fffd}a");
-        assert_eq!(utf16_lossy(&[0xd8, 0x00, 0, b'a'], false), "\u{fffd}a");
+        assert_eq!(decode_utf16_lossy(&[0x00, 0xd8, b'a', 0, 7], true), "\u{fffd}a");
+        assert_eq!(decode_utf16_lossy(&[0xd8, 0x00, 0, b'a'], false), "\u{fffd}a");
     }
 }

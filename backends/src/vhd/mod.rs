@@ -26,12 +26,12 @@ use self::dynamic::{Header, UNALLOCATED};
 use self::footer::{DiskType, Footer};
 use crate::cache::{next_owner_id, LayerCache, TABLE_CACHE_BYTES};
 use crate::error::{CheckedExt, Error, ErrorKind, Result};
+use crate::flat::Flat;
 use crate::format::{Confidence, ProbeInput};
 use crate::parent::{self, LayerId, ParentRef};
 use crate::policy::OpenCtx;
 use crate::reader::{Allocation, BlockReader, Extent, Format};
 use crate::source::{read_vec, ByteSource};
-use crate::vmdk::flat::Flat;
 
 /// The registry entry for VHD.
 pub static FORMAT: Format = Format {
@@ -546,11 +546,7 @@ impl BlockReader for VhdReader {
 
     fn block_status(&self, offset: u64, max_len: u64) -> Result<Extent> {
         if offset >= self.size {
-            return Err(Error::new(
-                ErrorKind::OutOfBounds,
-                format!("offset {offset} is past the virtual size {}", self.size),
-            )
-            .with_path(&self.path));
+            return Err(Error::past_virtual_size(offset, self.size, &self.path));
         }
         let max = max_len.clamp(1, self.size - offset);
         let (len, alloc) = match &self.data {
@@ -562,11 +558,7 @@ impl BlockReader for VhdReader {
 
     fn read_layer(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.size) {
-            return Err(Error::new(
-                ErrorKind::OutOfBounds,
-                format!("read of {} bytes at {offset} is past the virtual size {}", buf.len(), self.size),
-            )
-            .with_path(&self.path));
+            return Err(Error::read_past_virtual_size(buf.len() as u64, offset, self.size, &self.path));
         }
         match &self.data {
             Data::Fixed(f) => f.read(buf, offset),

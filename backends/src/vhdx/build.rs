@@ -19,6 +19,7 @@
 
 use super::crc;
 use super::header::{self, Guid};
+use crate::testutil::utf16le;
 
 /// What a payload block holds.
 #[derive(Clone, Debug)]
@@ -145,10 +146,6 @@ fn seal(f: &mut [u8], at: usize, len: usize) {
     put(f, at + 4, &c.to_le_bytes());
 }
 
-fn utf16(s: &str) -> Vec<u8> {
-    s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
-}
-
 /// Builds the file.
 pub fn build(spec: &Spec) -> Vec<u8> {
     let bs = spec.block_size as u64;
@@ -218,7 +215,7 @@ pub fn build(spec: &Spec) -> Vec<u8> {
     let mut f = vec![0u8; next];
     // Identifier, headers.
     put(&mut f, 0, header::FILE_MAGIC);
-    put(&mut f, 8, &utf16("xva-backends vhdx::build"));
+    put(&mut f, 8, &utf16le("xva-backends vhdx::build"));
     let logged = spec.log.as_ref().is_some_and(|l| !l.logged.is_empty() || l.empty);
     for (i, at) in [header::HEADER1_OFFSET as usize, header::HEADER2_OFFSET as usize].into_iter().enumerate() {
         put(&mut f, at, b"head");
@@ -270,7 +267,7 @@ pub fn build(spec: &Spec) -> Vec<u8> {
         let mut strings: Vec<u8> = Vec::new();
         let base = 20 + kv.len() * 12;
         for (k, v) in kv {
-            let (k, v) = (utf16(k), utf16(v));
+            let (k, v) = (utf16le(k), utf16le(v));
             let ko = base + strings.len();
             strings.extend(&k);
             let vo = base + strings.len();

@@ -463,8 +463,7 @@ impl BlockReader for VhdxReader {
     fn block_status(&self, offset: u64, max_len: u64) -> Result<Extent> {
         let size = self.meta.virtual_size;
         if offset >= size {
-            return Err(Error::new(ErrorKind::OutOfBounds, format!("offset {offset} is past the virtual size {size}"))
-                .with_path(&self.path));
+            return Err(Error::past_virtual_size(offset, size, &self.path));
         }
         let limit = offset + max_len.clamp(1, size - offset);
         let bs = self.block_size;

@@ -18,7 +18,6 @@
 
 pub mod cowd;
 pub mod descriptor;
-pub mod flat;
 pub mod grains;
 pub mod sesparse;
 pub mod sparse;
@@ -30,10 +29,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use self::descriptor::{Access, Descriptor, ExtentLine, ExtentType, NO_PARENT_CID};
-use self::flat::Flat;
 use self::grains::GrainMap;
 use crate::cache::{LayerCache, TABLE_CACHE_BYTES};
 use crate::error::{CheckedExt, Error, ErrorKind, Result};
+use crate::flat::Flat;
 use crate::format::{Confidence, ProbeInput};
 use crate::parent::{self, LayerId, ParentRef};
 use crate::policy::OpenCtx;
@@ -249,10 +248,7 @@ impl VmdkReader {
 
     fn ext_at(&self, offset: u64) -> Result<&Ext> {
         let i = self.extents.partition_point(|e| e.start + e.len <= offset);
-        self.extents.get(i).ok_or_else(|| {
-            Error::new(ErrorKind::OutOfBounds, format!("offset {offset} is past the virtual size {}", self.size))
-                .with_path(&self.path)
-        })
+        self.extents.get(i).ok_or_else(|| Error::past_virtual_size(offset, self.size, &self.path))
     }
 }
 

@@ -1,4 +1,5 @@
-//! Helpers shared by the reader tests against qemu-img (`vmdk.rs`, `qcow2.rs`): running
+//! Helpers shared by the reader tests against qemu-img (`vmdk.rs`, `qcow2.rs`, `vhd.rs`,
+//! `vhdx.rs`): running
 //! qemu-img / qemu-io (failing, never skipping, when they are missing), test disks, and the
 //! oracle check — our full read equals `qemu-img convert -O raw`, our map equals
 //! `qemu-img map --output=json`.
@@ -49,13 +50,19 @@ pub fn p(path: &Path) -> &str {
 
 /// Deterministic pseudo-random bytes.
 pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    xorshift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 24, len)
+}
+
+/// `len` bytes of a xorshift64 stream started at `start | 1`, each taken from bits `shift..`
+/// of the state (the one generator behind [`noise`] and the VHD tests' own seeding).
+pub fn xorshift(start: u64, shift: u32, len: usize) -> Vec<u8> {
+    let mut x = start | 1;
     (0..len)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            (x >> 24) as u8
+            (x >> shift) as u8
         })
         .collect()
 }

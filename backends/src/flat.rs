@@ -1,4 +1,5 @@
-//! Flat extents (`FLAT`, `VMFS`): raw bytes in a file from a start offset.
+//! Flat byte ranges: raw bytes in a file from a start offset, shared by the formats that store
+//! a disk that way (VMDK `FLAT`/`VMFS` extents, fixed VHD disks).
 //!
 //! Holes in a regular file (thin `-flat.vmdk` files, qemu's sparse flat files) are found with
 //! `lseek(SEEK_DATA/SEEK_HOLE)` and reported as zeros that the file system vouches for
